@@ -1,0 +1,69 @@
+"""One frozen settings object (env prefix KPI_), built once and passed in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything a worker, the CLI and the tests need to know about their surroundings."""
+
+    model_config = SettingsConfigDict(env_prefix="KPI_", frozen=True, extra="ignore")
+
+    brokers: str = Field("127.0.0.1:9092", description="bootstrap servers, comma-separated")
+    topic_prefix: str = Field("", description="prepended to every topic, e.g. 'acme.'")
+    partitions: int = Field(4, ge=1, le=1024, description="partitions of topics we create")
+    replication_factor: int = Field(1, ge=1, le=16)
+    data_dir: Path = Field(Path(".kpi/data"), description="RocksDB state of this worker")
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(6066, ge=1, le=65535)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    app_id: str = Field("kpi", pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    generation: int = Field(1, ge=1, description="projection generation this worker builds")
+    session_timeout: float = Field(10.0, gt=0, description="consumer group session timeout, s")
+    snapshot_interval: float = Field(1.0, gt=0, le=2.0, description="kpi-employee flush, s")
+    alerts: bool = Field(True, description="publish live SLA alerts (off for replays)")
+    # Kafka security, passed through to every client (Faust/aiokafka and kafka-python).
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+
+    @property
+    def bootstrap_list(self) -> list[str]:
+        return [b.strip() for b in self.brokers.split(",") if b.strip()]
+
+    def topic(self, name: str) -> str:
+        """The full topic name for a contract or internal topic name."""
+        return f"{self.topic_prefix}{name}"
+
+    def internal_topic(self, name: str) -> str:
+        """Internal topics carry the prefix and the generation, so generations never mix."""
+        return f"{self.topic_prefix}kpi-g{self.generation}-{name}"
+
+    def kafka_python_options(self) -> dict[str, Any]:
+        """Client options for kafka-python (producer, admin, consumer)."""
+        opts: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap_list,
+            "security_protocol": self.security_protocol,
+        }
+        if self.sasl_mechanism:
+            opts["sasl_mechanism"] = self.sasl_mechanism
+            opts["sasl_plain_username"] = self.sasl_username
+            opts["sasl_plain_password"] = (
+                self.sasl_password.get_secret_value() if self.sasl_password else None
+            )
+        if self.ssl_cafile:
+            opts["ssl_cafile"] = str(self.ssl_cafile)
+        if self.ssl_certfile:
+            opts["ssl_certfile"] = str(self.ssl_certfile)
+        if self.ssl_keyfile:
+            opts["ssl_keyfile"] = str(self.ssl_keyfile)
+        return opts
