@@ -1,0 +1,41 @@
+# Two commands for a fresh machine: `make demo` and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck unit integration bench clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/kpi dev
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy schemas processors projections streams
+	$(BIN)/pytest -q -p no:cacheprovider
+
+unit: $(STAMP)
+	$(BIN)/pytest -q -p no:cacheprovider tests/unit
+
+integration: $(STAMP)
+	$(BIN)/pytest -q -p no:cacheprovider tests/integration
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy schemas processors projections streams
+
+bench: $(STAMP)
+	$(BIN)/kpi bench
+
+clean:
+	rm -rf $(VENV) .kpi .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,378 @@
+"""The ticket fold: a ticket's whole history -> its SLA clocks and its contributions.
+
+A ticket's figures are a pure function of its (time-ordered) history, the merge notices
+it received and the norm orders. Re-folding the history on every event makes a late or
+out-of-order event cost nothing special: the result always equals the time-ordered fold,
+and the caller turns the difference between the old and new contributions into
+corrections for the employees concerned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+from processors.business_time import business_seconds, due_at, wall_seconds
+from processors.calendar import NormOrder, OrderCatalogue
+from processors.counters import Counters
+from schemas.events import Event
+from schemas.topics import topic_for_type
+
+UTC = timezone.utc
+
+# Ties at one instant go by type in this order (contract, "Time order").
+TYPE_RANK: dict[str, int] = {
+    t: i
+    for i, t in enumerate(
+        (
+            "ticket.opened",
+            "ticket.merged",
+            "ticket.first_response",
+            "ticket.status_changed",
+            "ticket.decisions_added",
+            "ticket.escalated",
+            "ticket.escalation_returned",
+            "ticket.resolved",
+            "ticket.reopened",
+            "ticket.closed",
+        )
+    )
+}
+TICKET_TYPES = frozenset(TYPE_RANK)
+# Duplicates are judged per topic (contract, "Duplicates"), so entries know their topic.
+TOPIC_OF_TYPE: dict[str, str] = {t: topic_for_type(t).name for t in TYPE_RANK}
+THRESHOLDS: tuple[tuple[str, Decimal], ...] = (("warning", Decimal("0.75")), ("breached", Decimal(1)))
+# Payload fields the fold needs, per type; the rest of an event is not kept in state.
+_KEEP: dict[str, tuple[str, ...]] = {
+    "ticket.opened": (
+        "employee_id", "department_id", "line", "priority", "origin", "decisions", "customer_id"
+    ),
+    "ticket.decisions_added": ("employee_id", "decisions"),
+    "ticket.first_response": ("employee_id",),
+    "ticket.status_changed": ("status",),
+    "ticket.resolved": ("employee_id",),
+    "ticket.closed": (),
+    "ticket.merged": ("into_ticket_id",),
+    "ticket.escalated": ("from_employee_id", "from_line", "to_line"),
+    "ticket.escalation_returned": ("by_employee_id",),
+    "ticket.reopened": (),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One accepted event of a ticket, reduced to what the fold reads."""
+
+    ts: datetime
+    type: str
+    event_id: str
+    data: Mapping[str, Any]
+
+    @property
+    def sort_key(self) -> tuple[datetime, int, str]:
+        return (self.ts, TYPE_RANK[self.type], self.event_id)
+
+    def to_list(self) -> list[Any]:
+        return [self.type, self.ts.isoformat(), self.event_id, dict(self.data)]
+
+    @classmethod
+    def from_list(cls, raw: list[Any]) -> Entry:
+        return cls(datetime.fromisoformat(raw[1]), raw[0], raw[2], raw[3])
+
+    @classmethod
+    def from_event(cls, ev: Event) -> Entry:
+        data = {k: getattr(ev, k) for k in _KEEP[ev.type]}
+        if "decisions" in data:
+            data["decisions"] = list(data["decisions"])
+        return cls(ev.occurred_at, ev.type, str(ev.event_id), data)
+
+
+@dataclass(slots=True)
+class Threshold:
+    """The moment a target's clock reaches 75% (warning) or 100% (breached)."""
+
+    target: str
+    kind: str
+    moment: datetime
+
+
+@dataclass(slots=True)
+class Clock:
+    """One SLA clock (first response or resolution) as of the end of the history."""
+
+    target_seconds: Decimal | None
+    elapsed: Decimal = Decimal(0)
+    since: datetime | None = None  # start of the still-open running interval
+    running: bool = False
+    done: bool = False  # first response given / ticket resolved
+
+    def elapsed_at(self, now: datetime, seconds: SecondsFn) -> Decimal:
+        """Elapsed seconds at `now` (counting the open interval when running)."""
+        if self.running and self.since is not None and now > self.since:
+            return self.elapsed + seconds(self.since, now)
+        return self.elapsed
+
+
+@dataclass(slots=True)
+class Resolution:
+    employee_id: str
+    ts: datetime
+    fr_elapsed: Decimal
+    res_elapsed: Decimal
+    outcome: str | None  # "met", "breached" or None when no target applies
+
+
+@dataclass(slots=True)
+class TicketView:
+    """Everything the projections, the API and the alert timer read about a ticket."""
+
+    ticket_id: str
+    opened_at: datetime | None = None
+    owner: str | None = None
+    department_id: str | None = None
+    line: int | None = None
+    priority: str | None = None
+    origin: str = "manual"
+    status: str = "open"
+    resolved: bool = False
+    closed: bool = False
+    absorbed_into: str | None = None
+    clock_start: datetime | None = None
+    order_id: str | None = None
+    business_hours: bool = False
+    fr: Clock = field(default_factory=lambda: Clock(None))
+    res: Clock = field(default_factory=lambda: Clock(None))
+    last_resolution: Resolution | None = None
+    # (employee_id, local date) -> (additive counters, handled 0/1)
+    contributions: dict[tuple[str, date], tuple[Counters, int]] = field(default_factory=dict)
+    # every outcome decided by a resolution, in time order: (priority, "met"|"breached")
+    outcomes: list[tuple[str, str]] = field(default_factory=list)
+    thresholds: list[Threshold] = field(default_factory=list)
+    last_ts: datetime | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return not self.resolved and not self.closed and self.absorbed_into is None
+
+    def seconds_fn(self, cat: OrderCatalogue, live: bool) -> SecondsFn:
+        return _seconds_fn(self.business_hours, cat, live)
+
+
+class SecondsFn:
+    """Elapsed seconds between two instants, in business or wall-clock time."""
+
+    __slots__ = ("_bh", "_cat", "_live")
+
+    def __init__(self, business_hours: bool, cat: OrderCatalogue, live: bool) -> None:
+        self._bh, self._cat, self._live = business_hours, cat, live
+
+    def __call__(self, a: datetime, b: datetime) -> Decimal:
+        if self._bh:
+            return business_seconds(a, b, self._cat, self._live)
+        return wall_seconds(a, b)
+
+    def due(self, start: datetime, remaining: Decimal) -> datetime | None:
+        return due_at(start, remaining, self._bh, self._cat, self._live)
+
+
+def _seconds_fn(bh: bool, cat: OrderCatalogue, live: bool) -> SecondsFn:
+    return SecondsFn(bh, cat, live)
+
+
+def _weights(
+    codes: Iterable[str], order: NormOrder | None, auto: bool
+) -> tuple[Decimal, int]:
+    """(minutes, unpriced count) for decision codes under an order (rule 2)."""
+    minutes = Decimal(0)
+    unpriced = 0
+    catalogue = order.decision_weights if order is not None else {}
+    for code in codes:
+        w = catalogue.get(code)
+        if w is None:
+            unpriced += 1
+        elif not auto:
+            minutes += w
+    return minutes, unpriced
+
+
+def fold(
+    ticket_id: str,
+    entries: Iterable[Entry],
+    merge_ins: Mapping[str, datetime],
+    cat: OrderCatalogue,
+    *,
+    live: bool,
+    alerts: bool = False,
+) -> TicketView:
+    """Fold a ticket's history (any order) into its view; `live` picks the order view.
+
+    live=True: each event sees only orders issued by its own occurred_at (rule 1);
+    live=False (replay): every order counts as issued at the start.
+    """
+    ordered = sorted(entries, key=lambda e: e.sort_key)
+    v = TicketView(ticket_id)
+    if ordered:
+        v.last_ts = ordered[-1].ts
+
+    def issued(ts: datetime) -> datetime | None:
+        return ts if live else None
+
+    def local(ts: datetime) -> date:
+        return cat.local_date(ts, issued(ts))
+
+    contrib: dict[tuple[str, date], list[Any]] = {}
+
+    def add(emp: str, d: date, c: Counters | None = None, handled: int = 0) -> None:
+        slot = contrib.get((emp, d))
+        if slot is None:
+            slot = contrib[(emp, d)] = [Counters(), 0]
+        if c is not None:
+            slot[0] = slot[0] + c
+        if handled:
+            slot[1] = 1
+
+    opened = next((e for e in ordered if e.type == "ticket.opened"), None)
+    target = None
+    if opened is not None:
+        d = opened.data
+        v.opened_at = opened.ts
+        v.owner = d["employee_id"]
+        v.department_id = d["department_id"]
+        v.line = d["line"]
+        v.priority = d["priority"]
+        v.origin = d["origin"]
+        order = cat.in_force(local(opened.ts), issued(opened.ts))
+        if order is not None:
+            v.order_id = order.order_id
+            target = order.sla_targets.get(d["priority"])
+    starts = [t for t in merge_ins.values()]
+    if v.opened_at is not None:
+        starts.append(v.opened_at)
+    v.clock_start = min(starts) if starts else None
+    if target is not None:
+        v.business_hours = target.business_hours
+        v.fr = Clock(target.first_response_minutes * 60)
+        v.res = Clock(target.resolution_minutes * 60)
+    seconds = _seconds_fn(v.business_hours, cat, live)
+    auto = v.origin == "auto"
+    crossed: dict[tuple[str, str], datetime] = {}
+
+    def credit(e: Entry, emp: str, codes: list[str]) -> None:
+        # Weighed under the order in force on the opened date (or this event's own date
+        # for a ticket never opened), as seen from this crediting event (rule 2).
+        opened_date = local(v.opened_at) if v.opened_at is not None else local(e.ts)
+        order = cat.in_force(opened_date, issued(e.ts))
+        minutes, unpriced = _weights(codes, order, auto)
+        add(emp, local(e.ts), Counters(kpi_minutes=minutes, unpriced_decisions=unpriced), 1)
+
+    def run_until(t: datetime) -> None:
+        """Advance both clocks to t, recording threshold crossings on the way."""
+        for name, clock in (("first_response", v.fr), ("resolution", v.res)):
+            if not clock.running or clock.since is None or t <= clock.since:
+                continue
+            gained = seconds(clock.since, t)
+            if alerts and clock.target_seconds is not None:
+                for kind, frac in THRESHOLDS:
+                    limit = clock.target_seconds * frac
+                    if (name, kind) not in crossed and clock.elapsed + gained >= limit:
+                        moment = seconds.due(clock.since, limit - clock.elapsed)
+                        crossed[(name, kind)] = moment or t
+            clock.elapsed += gained
+            clock.since = t
+
+    def set_running(t: datetime) -> None:
+        """Recompute which clocks run after the state change at t."""
+        started = v.clock_start is not None and t >= v.clock_start
+        fr_run = started and not v.fr.done and not v.closed and not v.resolved
+        res_run = started and not v.resolved and not v.closed and v.status != "waiting_customer"
+        for clock, run in ((v.fr, fr_run), (v.res, res_run)):
+            if run and not clock.running:
+                clock.since = t
+            clock.running = run
+
+    latest_escalator: str | None = None
+    escalated_any = False
+    reopened_any = False
+    if v.clock_start is not None and (not ordered or v.clock_start < ordered[0].ts):
+        set_running(v.clock_start)
+    for e in ordered:
+        t = e.ts if v.clock_start is None else max(e.ts, v.clock_start)
+        run_until(t)
+        d = e.data
+        typ = e.type
+        if typ == "ticket.opened":
+            if e is opened:
+                add(d["employee_id"], local(e.ts))
+                if d["origin"] == "manual":
+                    credit(e, d["employee_id"], d["decisions"])
+        elif typ == "ticket.decisions_added":
+            credit(e, d["employee_id"], d["decisions"])
+        elif typ == "ticket.first_response":
+            add(d["employee_id"], local(e.ts))
+            v.fr.done = True
+        elif typ == "ticket.status_changed":
+            v.status = d["status"]
+        elif typ == "ticket.escalated":
+            escalated_any = True
+            latest_escalator = d["from_employee_id"]
+            add(latest_escalator, local(e.ts), Counters(escalated=1))
+        elif typ == "ticket.escalation_returned":
+            add(d["by_employee_id"], local(e.ts))
+            if latest_escalator is not None:
+                add(latest_escalator, local(e.ts), Counters(escalations_returned=1))
+        elif typ == "ticket.resolved":
+            v.fr.done = True
+            v.resolved = True
+            outcome = None
+            if target is not None:
+                ok = v.fr.elapsed <= v.fr.target_seconds if v.fr.target_seconds else True
+                ok = ok and (v.res.target_seconds is None or v.res.elapsed <= v.res.target_seconds)
+                outcome = "met" if ok else "breached"
+                if v.priority is not None:
+                    v.outcomes.append((v.priority, outcome))
+            v.last_resolution = Resolution(d["employee_id"], e.ts, v.fr.elapsed, v.res.elapsed,
+                                           outcome)
+            add(d["employee_id"], local(e.ts))
+        elif typ == "ticket.reopened":
+            reopened_any = True
+            if v.last_resolution is not None:
+                add(v.last_resolution.employee_id, local(e.ts), Counters(reopened=1))
+            v.resolved = False
+            v.closed = False
+            v.status = "open"
+        elif typ == "ticket.closed":
+            v.closed = True
+        elif typ == "ticket.merged":
+            v.absorbed_into = d["into_ticket_id"]
+        set_running(t)
+
+    lr = v.last_resolution
+    if lr is not None and v.absorbed_into is None:
+        # The last resolution carries the ticket's resolved/FCR/SLA outcome (rules 5, 7).
+        fcr = 0 if (escalated_any or reopened_any) else 1
+        add(lr.employee_id, local(lr.ts), Counters(
+            resolved=1, fcr=fcr,
+            met=1 if lr.outcome == "met" else 0,
+            breached=1 if lr.outcome == "breached" else 0,
+        ))
+    v.contributions = {k: (s[0], s[1]) for k, s in contrib.items()}
+
+    if alerts and v.is_open:
+        for name, clock in (("first_response", v.fr), ("resolution", v.res)):
+            if not clock.running or clock.since is None or clock.target_seconds is None:
+                continue
+            for kind, frac in THRESHOLDS:
+                if (name, kind) in crossed:
+                    continue
+                limit = clock.target_seconds * frac
+                moment = seconds.due(clock.since, limit - clock.elapsed)
+                if moment is not None:
+                    crossed[(name, kind)] = moment
+    v.thresholds = [Threshold(n, k, m) for (n, k), m in crossed.items()]
+    if v.absorbed_into is not None:
+        # An absorbed ticket leaves every SLA count: no alerts either.
+        v.thresholds = []
+    return v

@@ -1,0 +1,241 @@
+"""Employee projection: additive per-(employee, day) figures in a KV store, and the read side.
+
+A day value holds, per source, the contribution it last applied (tickets by version, calls,
+ratings and evaluations by event_id) next to the day's running total. Applying a source
+again replaces its old contribution, so redelivery and reordering change nothing, and a
+late reopen or escalation corrects a past day exactly.
+"""
+
+from __future__ import annotations
+
+import calendar as _calendar
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from processors.calendar import OrderCatalogue
+from processors.counters import Counters
+from processors.figures import department_totals, employee_object
+from projections.roster import Roster
+from schemas.events import CallCompleted, CsatRated, Event, QualityEvaluated
+
+_PERIOD = re.compile(r"^(\d{4})-(\d{2})(?:-(\d{2}))?$")
+
+
+class BadPeriod(ValueError):
+    """A date or month parameter that is not a real YYYY-MM-DD / YYYY-MM."""
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    text: str
+    first: date
+    last: date
+
+    @property
+    def is_month(self) -> bool:
+        return self.first != self.last
+
+    def days(self) -> list[date]:
+        return [date.fromordinal(o) for o in range(self.first.toordinal(),
+                                                   self.last.toordinal() + 1)]
+
+
+def parse_period(text: str) -> Period:
+    """'2026-11-02' (a day) or '2026-11' (a month)."""
+    m = _PERIOD.match(text)
+    if not m:
+        raise BadPeriod(f"expected YYYY-MM-DD or YYYY-MM, got {text!r}")
+    y, mo = int(m.group(1)), int(m.group(2))
+    try:
+        if m.group(3):
+            d = date(y, mo, int(m.group(3)))
+            return Period(text, d, d)
+        first = date(y, mo, 1)
+    except ValueError as exc:
+        raise BadPeriod(f"not a real date: {text!r}") from exc
+    last = date(y, mo, _calendar.monthrange(y, mo)[1])
+    return Period(text, first, last)
+
+
+@dataclass(slots=True)
+class DayState:
+    total: Counters = field(default_factory=Counters)
+    # ticket_id -> [version, counters list | None, handled]
+    tickets: dict[str, list[Any]] = field(default_factory=dict)
+    # event_id -> counters list (calls, ratings, evaluations, absences)
+    events: dict[str, list[Any]] = field(default_factory=dict)
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps({"tot": self.total.to_list(), "tk": self.tickets, "ev": self.events})
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> DayState:
+        d = orjson.loads(raw)
+        return cls(Counters.from_list(d["tot"]), d["tk"], d["ev"])
+
+    def handled(self) -> set[str]:
+        return {t for t, (_, c, h) in self.tickets.items() if h and c is not None}
+
+
+def day_key(employee_id: str, d: date | str) -> str:
+    return f"{employee_id}|{d if isinstance(d, str) else d.isoformat()}"
+
+
+def _event_counters(ev: Event) -> Counters:
+    if isinstance(ev, CallCompleted):
+        if ev.answered_at is None:
+            return Counters()
+        return Counters(calls_answered=1,
+                        handle_seconds=ev.talk_seconds + ev.hold_seconds + ev.wrap_up_seconds)
+    if isinstance(ev, CsatRated):
+        return Counters(csat_sum=ev.score, csat_count=1)
+    if isinstance(ev, QualityEvaluated):
+        q = [0, 0, 0, 0]
+        for s in ev.scores:
+            q[s - 1] += 1
+        return Counters(q1=q[0], q2=q[1], q3=q[2], q4=q[3])
+    return Counters()
+
+
+class EmployeeProjector:
+    """Applies ticket facts and employee-keyed events; answers the employee and department API."""
+
+    def __init__(self, kv: Any, cat: OrderCatalogue, roster: Roster, *, live: bool) -> None:
+        self.kv = kv
+        self.cat = cat
+        self.roster = roster
+        self.live = live
+
+    # -- write side -------------------------------------------------------------------
+
+    def _load(self, key: str) -> DayState:
+        raw = self.kv.get(key)
+        return DayState.from_bytes(raw) if raw is not None else DayState()
+
+    def _mark_known(self, employee_id: str) -> None:
+        if self.kv.get(employee_id) is None:
+            self.kv.put(employee_id, b"1")
+
+    def apply_fact(self, employee_id: str, raw: bytes) -> list[date]:
+        """Apply a ticket's replacement contributions; returns the days that changed."""
+        fact = orjson.loads(raw)
+        ticket_id, version = fact["t"], fact["v"]
+        touched: list[date] = []
+        self._mark_known(employee_id)
+        for day, clist, handled in fact["i"]:
+            key = day_key(employee_id, day)
+            st = self._load(key)
+            old = st.tickets.get(ticket_id)
+            if old is not None and old[0] > version:
+                continue  # a newer replacement already landed: this one is stale
+            if old is not None and old[1] == clist and old[2] == handled:
+                if old[0] != version:
+                    old[0] = version
+                    self.kv.put(key, st.to_bytes())
+                continue
+            if old is not None and old[1] is not None:
+                st.total = st.total - Counters.from_list(old[1])
+            if clist is not None:
+                st.total = st.total + Counters.from_list(clist)
+            st.tickets[ticket_id] = [version, clist, handled]
+            self.kv.put(key, st.to_bytes())
+            touched.append(date.fromisoformat(day))
+        return touched
+
+    def apply_event(self, ev: Event) -> tuple[bool, list[date]]:
+        """Apply a call, rating, evaluation or roster event: (duplicate, touched days)."""
+        employee_id: str = ev.employee_id  # type: ignore[attr-defined]
+        self._mark_known(employee_id)
+        if ev.type == "employee.absent":
+            return False, [ev.date]  # type: ignore[attr-defined]
+        if ev.type == "employee.registered":
+            return False, []
+        d = self.cat.local_date(ev.occurred_at, ev.occurred_at if self.live else None)
+        key = day_key(employee_id, d)
+        st = self._load(key)
+        eid = str(ev.event_id)
+        if eid in st.events:
+            return True, []
+        c = _event_counters(ev)
+        st.events[eid] = c.to_list()
+        st.total = st.total + c
+        self.kv.put(key, st.to_bytes())
+        return False, [d]
+
+    # -- read side --------------------------------------------------------------------
+
+    def known(self, employee_id: str) -> bool:
+        """Named by an accepted event (a fact, a call, a rating, a roster entry)."""
+        return self.roster.registered(employee_id) or self.kv.get(employee_id) is not None
+
+    def totals(self, employee_id: str, period: Period) -> tuple[Counters, int]:
+        """Summed counters and distinct handled tickets over the period's days."""
+        total = Counters()
+        handled: set[str] = set()
+        for d in period.days():
+            raw = self.kv.get(day_key(employee_id, d))
+            if raw is None:
+                continue
+            st = DayState.from_bytes(raw)
+            total = total + st.total
+            handled |= st.handled()
+        return total, len(handled)
+
+    def plan(self, employee_id: str, period: Period) -> Decimal:
+        absent = self.roster.absences(employee_id)
+        if period.is_month:
+            return self.cat.month_plan(period.first.year, period.first.month, absent, self.live)
+        return self.cat.day_plan(period.first, period.first in absent, self.live)
+
+    def _params(self, period: Period) -> tuple[Decimal | None, Decimal | None, Any]:
+        if period.is_month:
+            order = self.cat.month_order(period.first.year, period.first.month, self.live)
+        else:
+            order = self.cat.day_order(period.first, self.live)
+        if order is None:
+            return None, None, None
+        return order.calls_per_hour_target, order.sla_goal_pct, order.bonus_scale
+
+    def employee(self, employee_id: str, period: Period, generation: int) -> dict[str, Any]:
+        """The contract's employee object for a day or a month."""
+        c, handled = self.totals(employee_id, period)
+        target, goal, scale = self._params(period)
+        return employee_object(
+            employee_id=employee_id,
+            department_id=self.roster.department_of(employee_id),
+            period=period.text,
+            generation=generation,
+            c=c,
+            tickets_handled=handled,
+            plan_minutes=self.plan(employee_id, period),
+            is_month=period.is_month,
+            calls_per_hour_target=target,
+            sla_goal_pct=goal,
+            bonus_scale=scale,
+        )
+
+    def department(self, department_id: str, period: Period, generation: int,
+                   employees: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """The manager's view: every registered employee of the department and totals."""
+        members = self.roster.employees_of(department_id)
+        items = []
+        for emp in members:
+            c, handled = self.totals(emp, period)
+            items.append((c, handled, self.plan(emp, period)))
+        target, goal, _ = self._params(period)
+        objs = employees if employees is not None else [
+            self.employee(e, period, generation) for e in members
+        ]
+        return {
+            "department_id": department_id,
+            "period": period.text,
+            "generation": generation,
+            "employees": objs,
+            "totals": department_totals(items, is_month=period.is_month,
+                                        calls_per_hour_target=target, sla_goal_pct=goal),
+        }

@@ -1,0 +1,83 @@
+"""One key-value store interface, two implementations (memory, rocksdict), one contract test.
+
+The projectors only need get/put/delete of bytes by string key; in the worker the same
+interface is served by a Faust table (changelogged RocksDB), in tests and the pure fold by
+these two.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol
+
+from rocksdict import Options, Rdict
+
+
+class KV(Protocol):
+    """Bytes by string key: all a projector needs from its state store."""
+
+    def get(self, key: str) -> bytes | None: ...
+
+    def put(self, key: str, value: bytes) -> None: ...
+
+    def delete(self, key: str) -> None: ...
+
+
+class MemoryKV:
+    """A dict behind the KV interface, for tests and the pure fold."""
+
+    def __init__(self) -> None:
+        self._d: dict[str, bytes] = {}
+
+    def get(self, key: str) -> bytes | None:
+        return self._d.get(key)
+
+    def put(self, key: str, value: bytes) -> None:
+        self._d[key] = value
+
+    def delete(self, key: str) -> None:
+        self._d.pop(key, None)
+
+    def keys(self) -> Iterator[str]:
+        return iter(sorted(self._d))
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+
+def small_machine_options() -> Options:
+    """RocksDB sized for a 2-core, few-GiB worker: modest memtables and block cache."""
+    opts = Options(raw_mode=True)
+    opts.create_if_missing(True)
+    opts.set_write_buffer_size(16 * 1024 * 1024)
+    opts.set_max_write_buffer_number(3)
+    opts.increase_parallelism(2)
+    return opts
+
+
+class RocksKV:
+    """rocksdict (raw bytes mode) behind the KV interface."""
+
+    def __init__(self, path: Path | str) -> None:
+        self._db = Rdict(str(path), options=small_machine_options())
+
+    def get(self, key: str) -> bytes | None:
+        value = self._db.get(key.encode())
+        return bytes(value) if value is not None else None
+
+    def put(self, key: str, value: bytes) -> None:
+        self._db.put(key.encode(), value)
+
+    def delete(self, key: str) -> None:
+        self._db.delete(key.encode())
+
+    def keys(self) -> Iterator[str]:
+        for k in self._db.keys():
+            yield bytes(k).decode()
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self._db.keys())
+
+    def close(self) -> None:
+        self._db.close()

@@ -1,0 +1,217 @@
+"""Ticket projection: per-ticket state in a KV store, and the facts it owes employees.
+
+State per ticket (one key, so one write per event is atomic): its accepted history, the
+merge notices it received, the contributions it last published per (employee, date),
+and a version. After every change the ticket is re-folded and each (employee, date)
+whose contribution differs is re-published as a *replacement* carrying the version, so
+the employee side can apply it idempotently and in any order.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from processors.calendar import OrderCatalogue
+from processors.counters import Counters
+from processors.ticket import TOPIC_OF_TYPE, Entry, TicketView, fold
+from schemas.events import Event
+
+MERGE_NOTICE = "kpi.merge_notice"
+ALERT_SENT = "kpi.alert_sent"
+
+
+@dataclass(slots=True)
+class TicketOutput:
+    """What applying one record produced, for the shell to send and count."""
+
+    duplicate: bool = False
+    # (employee_id, fact value) for the employee-facts topic, keyed by employee_id
+    facts: list[tuple[str, bytes]] = field(default_factory=list)
+    # (ticket_id, notice value) for the ticket-notices topic, keyed by ticket_id
+    notices: list[tuple[str, bytes]] = field(default_factory=list)
+    # SLA outcomes decided by this record: (priority, "met"|"breached")
+    outcomes: list[tuple[str, str]] = field(default_factory=list)
+    view: TicketView | None = None
+
+
+@dataclass(slots=True)
+class TicketState:
+    version: int = 0
+    entries: list[Entry] = field(default_factory=list)
+    merge_ins: dict[str, datetime] = field(default_factory=dict)
+    # "employee|date" -> [counters list, handled] as last published
+    published: dict[str, list[Any]] = field(default_factory=dict)
+    outcomes_counted: int = 0
+    alerts_sent: list[str] = field(default_factory=list)
+    # what our last merge notice told the survivor: [into_ticket_id, clock start iso|None]
+    notice: list[Any] | None = None
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(
+            {
+                "v": self.version,
+                "h": [e.to_list() for e in self.entries],
+                "m": {k: t.isoformat() for k, t in self.merge_ins.items()},
+                "p": self.published,
+                "o": self.outcomes_counted,
+                "a": self.alerts_sent,
+                "n": self.notice,
+            }
+        )
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> TicketState:
+        d = orjson.loads(raw)
+        return cls(
+            version=d["v"],
+            entries=[Entry.from_list(x) for x in d["h"]],
+            merge_ins={k: datetime.fromisoformat(t) for k, t in d["m"].items()},
+            published=d["p"],
+            outcomes_counted=d["o"],
+            alerts_sent=d["a"],
+            notice=d["n"],
+        )
+
+
+def _contrib_key(employee_id: str, d: date) -> str:
+    return f"{employee_id}|{d.isoformat()}"
+
+
+def merge_notice(absorbed: str, into: str, start: datetime | None) -> bytes:
+    return orjson.dumps(
+        {"type": MERGE_NOTICE, "ticket_id": into, "absorbed": absorbed,
+         "start": start.isoformat() if start else None}
+    )
+
+
+def alert_sent_notice(ticket_id: str, alert_key: str) -> bytes:
+    return orjson.dumps({"type": ALERT_SENT, "ticket_id": ticket_id, "alert": alert_key})
+
+
+class TicketProjector:
+    """Applies ticket events and internal notices to ticket state held in a KV store."""
+
+    def __init__(self, kv: Any, cat: OrderCatalogue, *, live: bool, alerts: bool = False) -> None:
+        self.kv = kv
+        self.cat = cat
+        self.live = live
+        self.alerts = alerts
+
+    def load(self, ticket_id: str) -> TicketState | None:
+        raw = self.kv.get(ticket_id)
+        return TicketState.from_bytes(raw) if raw is not None else None
+
+    def view(self, ticket_id: str) -> tuple[TicketState, TicketView] | None:
+        st = self.load(ticket_id)
+        if st is None:
+            return None
+        return st, fold(ticket_id, st.entries, st.merge_ins, self.cat,
+                        live=self.live, alerts=self.alerts)
+
+    def apply_event(self, ev: Event) -> TicketOutput:
+        """Apply one validated ticket/escalation/reopen event."""
+        ticket_id: str = ev.ticket_id  # type: ignore[attr-defined]
+        st = self.load(ticket_id) or TicketState()
+        entry = Entry.from_event(ev)
+        topic = TOPIC_OF_TYPE[entry.type]
+        # The first valid delivery of an event_id on a topic wins (contract, "Duplicates").
+        if any(e.event_id == entry.event_id and TOPIC_OF_TYPE[e.type] == topic
+               for e in st.entries):
+            out = self._republish(ticket_id, st)
+            out.duplicate = True
+            return out
+        st.entries.append(entry)
+        return self._commit(ticket_id, st)
+
+    def apply_notice(self, notice: dict[str, Any]) -> TicketOutput:
+        """Apply an internal notice (merge into this ticket, or an alert published)."""
+        ticket_id = notice["ticket_id"]
+        st = self.load(ticket_id) or TicketState()
+        if notice["type"] == MERGE_NOTICE:
+            start = datetime.fromisoformat(notice["start"]) if notice["start"] else None
+            current = st.merge_ins.get(notice["absorbed"])
+            if start is None:
+                if current is None:
+                    return TicketOutput(duplicate=True)
+                del st.merge_ins[notice["absorbed"]]
+            else:
+                if current == start:
+                    return TicketOutput(duplicate=True)
+                st.merge_ins[notice["absorbed"]] = start
+        elif notice["type"] == ALERT_SENT:
+            if notice["alert"] in st.alerts_sent:
+                return TicketOutput(duplicate=True)
+            st.alerts_sent.append(notice["alert"])
+            st.version += 1
+            self.kv.put(ticket_id, st.to_bytes())
+            return TicketOutput()
+        return self._commit(ticket_id, st)
+
+    def _commit(self, ticket_id: str, st: TicketState) -> TicketOutput:
+        v = fold(ticket_id, st.entries, st.merge_ins, self.cat, live=self.live,
+                 alerts=self.alerts)
+        st.version += 1
+        new = {_contrib_key(emp, d): [c.to_list(), h] for (emp, d), (c, h) in
+               v.contributions.items()}
+        changed: defaultdict[str, list[list[Any]]] = defaultdict(list)
+        for key in set(st.published) | set(new):
+            if st.published.get(key) != new.get(key):
+                emp, day = key.split("|", 1)
+                item = new.get(key)
+                changed[emp].append([day, item[0], item[1]] if item else [day, None, 0])
+        out = TicketOutput(view=v)
+        out.facts = [(emp, _fact(ticket_id, st.version, items)) for emp, items in changed.items()]
+        # Keep tombstones of retracted keys so a redelivery can re-send them too.
+        for key in st.published:
+            if key not in new:
+                new[key] = [None, 0]
+        st.published = {k: x for k, x in new.items()}
+        if len(v.outcomes) > st.outcomes_counted:
+            out.outcomes = v.outcomes[st.outcomes_counted:]
+            st.outcomes_counted = len(v.outcomes)
+        out.notices = self._merge_notices(ticket_id, st, v)
+        self.kv.put(ticket_id, st.to_bytes())
+        return out
+
+    def _merge_notices(self, ticket_id: str, st: TicketState,
+                       v: TicketView) -> list[tuple[str, bytes]]:
+        """Tell the survivor (and a former survivor) where our clock starts."""
+        want = [v.absorbed_into, v.clock_start.isoformat() if v.clock_start else None] \
+            if v.absorbed_into else None
+        if want == st.notice:
+            return []
+        out: list[tuple[str, bytes]] = []
+        if st.notice is not None and (want is None or want[0] != st.notice[0]):
+            out.append((st.notice[0], merge_notice(ticket_id, st.notice[0], None)))
+        if want is not None:
+            out.append((want[0], merge_notice(ticket_id, want[0], v.clock_start)))
+        st.notice = want
+        return out
+
+    def _republish(self, ticket_id: str, st: TicketState) -> TicketOutput:
+        """Re-send everything last published: a crash may have lost the first send."""
+        by_emp: defaultdict[str, list[list[Any]]] = defaultdict(list)
+        for key, (c, h) in st.published.items():
+            emp, day = key.split("|", 1)
+            by_emp[emp].append([day, c, h])
+        out = TicketOutput()
+        out.facts = [(emp, _fact(ticket_id, st.version, items)) for emp, items in by_emp.items()]
+        if st.notice is not None:
+            start = datetime.fromisoformat(st.notice[1]) if st.notice[1] else None
+            out.notices.append((st.notice[0], merge_notice(ticket_id, st.notice[0], start)))
+        return out
+
+
+def _fact(ticket_id: str, version: int, items: list[list[Any]]) -> bytes:
+    # {"t": ticket, "v": version, "i": [[date, counters list | None, handled], ...]}
+    return orjson.dumps({"t": ticket_id, "v": version, "i": items})
+
+
+def decimal_str(x: Decimal) -> str:
+    return format(x, "f")

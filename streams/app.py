@@ -1,0 +1,433 @@
+"""The Faust worker: wiring only. Decode at the edge, call the projectors, write, send, count.
+
+Topology (keys in brackets):
+
+    tickets, escalations, reopens, <gen>-ticket-notices   [ticket_id]
+        -> ticket agent: tickets table (history, clocks, published contributions)
+        -> <gen>-employee-facts [employee_id], <gen>-ticket-notices (merges, alerts sent)
+    calls, evaluations, roster, <gen>-employee-facts      [employee_id]
+        -> employee agent: employees table (per-day additive figures)
+        -> kpi-employee snapshots, gauges
+    norm-orders, roster -> read in full by every worker (orders catalogue, roster)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+import orjson
+from faust.web import Request, Response, View
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from processors.calendar import NormOrder, OrderCatalogue
+from projections.employees import BadPeriod, EmployeeProjector, parse_period
+from projections.roster import Roster
+from projections.tickets import TicketProjector
+from schemas.decode import Rejection, dead_letter_value, decode
+from schemas.events import Event, NormOrderIssued
+from streams.metrics import Metrics
+from streams.settings import Settings
+
+log = logging.getLogger("kpi.worker")
+
+TICKET_INPUTS = ("tickets", "escalations", "reopens")
+EMPLOYEE_INPUTS = ("calls", "evaluations", "roster")
+GLOBAL_INPUTS = ("norm-orders", "roster")
+
+
+class TableKV:
+    """A Faust table (raw keys and values) behind the projectors' KV interface."""
+
+    def __init__(self, table: faust.Table) -> None:
+        self.table = table
+
+    def get(self, key: str) -> bytes | None:
+        value = self.table.get(key)
+        return value if value is None else bytes(value)
+
+    def put(self, key: str, value: bytes) -> None:
+        self.table[key] = value
+
+    def delete(self, key: str) -> None:
+        self.table.pop(key, None)
+
+
+def _snapshot_id() -> str:
+    return str(uuid.uuid4())
+
+
+class KpiWorker:
+    """One worker process: the Faust app plus the state that every worker holds in full."""
+
+    def __init__(self, settings: Settings, metrics: Metrics | None = None,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.settings = s = settings
+        self.metrics = metrics or Metrics()
+        self.clock = clock
+        self.live = True
+        self.cat = OrderCatalogue()
+        self.roster = Roster()
+        self.loaded = asyncio.Event()
+        self.broker_error: str | None = None
+        self._dirty: set[tuple[str, str]] = set()
+        self._prefix_len = len(s.topic_prefix)
+        self.app = faust.App(
+            s.app_id,
+            version=s.generation,
+            broker=[f"kafka://{b}" for b in s.bootstrap_list],
+            broker_credentials=self._credentials(),
+            store="rocksdb://",
+            datadir=str(s.data_dir),
+            web_host=s.web_host,
+            web_port=s.web_port,
+            web_bind=s.web_host,
+            canonical_url=f"http://{s.web_host}:{s.web_port}",
+            web_router_enabled=False,
+            web_tables_enabled=False,
+            web_graph_enabled=False,
+            web_stats_enabled=False,
+            web_metrics_enabled=False,
+            topic_partitions=s.partitions,
+            topic_replication_factor=s.replication_factor,
+            topic_allow_declare=True,
+            broker_session_timeout=s.session_timeout,
+            broker_heartbeat_interval=min(3.0, s.session_timeout / 3),
+            broker_rebalance_timeout=max(30.0, s.session_timeout * 3),
+            consumer_auto_offset_reset="earliest",
+            producer_acks=-1,
+            stream_wait_empty=False,
+            table_standby_replicas=0,
+            logging_config=None,
+            loghandlers=[],
+        )
+        app = self.app
+        raw = {"key_serializer": "raw", "value_serializer": "raw"}
+        self.ticket_topic_names = [s.topic(t) for t in TICKET_INPUTS]
+        self.notices_name = s.internal_topic("ticket-notices")
+        self.facts_name = s.internal_topic("employee-facts")
+        self.employee_topic_names = [s.topic(t) for t in EMPLOYEE_INPUTS]
+        self.ticket_topics = app.topic(*self.ticket_topic_names, self.notices_name, **raw)
+        self.employee_topics = app.topic(*self.employee_topic_names, self.facts_name, **raw)
+        self.orders_topic = app.topic(s.topic("norm-orders"), **raw)
+        self.notices = app.topic(self.notices_name, partitions=s.partitions, **raw)
+        self.facts = app.topic(self.facts_name, partitions=s.partitions, **raw)
+        self.snapshots = app.topic(s.topic("kpi-employee"), **raw)
+        self.alerts_out = app.topic(s.topic("sla-alerts"), **raw)
+        self.dead_letters = app.topic(s.topic("dead-letters"), **raw)
+        table_opts = {"driver": "rocksdict"}
+        self.tickets_table = app.Table("tickets", partitions=s.partitions, options=table_opts,
+                                       **raw)
+        self.employees_table = app.Table("employees", partitions=s.partitions,
+                                         options=table_opts, **raw)
+        self.ticket_proj = TicketProjector(TableKV(self.tickets_table), self.cat, live=self.live,
+                                           alerts=s.alerts)
+        self.employee_proj = EmployeeProjector(TableKV(self.employees_table), self.cat,
+                                               self.roster, live=self.live)
+        app.agent(self.ticket_topics, name="tickets")(self._ticket_agent)
+        app.agent(self.employee_topics, name="employees")(self._employee_agent)
+        app.agent(self.orders_topic, name="norm-orders")(self._orders_agent)
+        app.task(self._load_global_state)
+        app.timer(s.snapshot_interval)(self._flush_snapshots)
+        self._register_web()
+
+    # -- configuration ----------------------------------------------------------------
+
+    def _credentials(self) -> Any:
+        s = self.settings
+        if s.security_protocol == "PLAINTEXT":
+            return None
+        ssl_context = None
+        if s.security_protocol in ("SSL", "SASL_SSL"):
+            ssl_context = faust.auth.ssl.create_default_context(
+                cafile=str(s.ssl_cafile) if s.ssl_cafile else None
+            )
+            if s.ssl_certfile:
+                ssl_context.load_cert_chain(str(s.ssl_certfile),
+                                            str(s.ssl_keyfile) if s.ssl_keyfile else None)
+        if s.security_protocol.startswith("SASL"):
+            return faust.SASLCredentials(
+                username=s.sasl_username,
+                password=s.sasl_password.get_secret_value() if s.sasl_password else None,
+                mechanism=s.sasl_mechanism or "PLAIN",
+                ssl_context=ssl_context,
+            )
+        return faust.SSLCredentials(ssl_context)
+
+    def _topic_name(self, full: str) -> str:
+        return full[self._prefix_len:]
+
+    # -- the edge -----------------------------------------------------------------------
+
+    async def _decode(self, event: faust.Event) -> Event | None:
+        """Validate one record; invalid ones go to dead-letters with their reason."""
+        msg = event.message
+        topic = self._topic_name(msg.topic)
+        key = msg.key if msg.key is None else bytes(msg.key)
+        value = msg.value if msg.value is None else bytes(msg.value)
+        result = decode(topic, key, value)
+        if isinstance(result, Rejection):
+            await self.dead_letters.send(
+                key=key,
+                value=dead_letter_value(topic, msg.partition, msg.offset, key, value, result),
+            )
+            self.metrics.dead_letters.labels(topic, result.reason).inc()
+            return None
+        return result
+
+    def _observe(self, event: faust.Event, ev: Event, topic: str) -> None:
+        now = time.time()
+        self.metrics.events.labels(topic, ev.type).inc()
+        self.metrics.event_lag.observe(max(0.0, now - ev.occurred_at.timestamp()))
+        ts = event.message.timestamp
+        if ts:
+            self.metrics.processing_latency.observe(max(0.0, now - ts))
+
+    # -- agents -------------------------------------------------------------------------
+
+    async def _ticket_agent(self, stream: faust.StreamT) -> None:
+        await self.loaded.wait()
+        async for event in stream.events():
+            msg = event.message
+            if msg.topic == self.notices_name:
+                out = self.ticket_proj.apply_notice(orjson.loads(bytes(msg.value)))
+            else:
+                ev = await self._decode(event)
+                if ev is None:
+                    continue
+                out = self.ticket_proj.apply_event(ev)
+                topic = self._topic_name(msg.topic)
+                if out.duplicate:
+                    self.metrics.duplicates.labels(topic).inc()
+                else:
+                    self._observe(event, ev, topic)
+            for emp, fact in out.facts:
+                await self.facts.send(key=emp.encode(), value=fact)
+            for ticket_id, notice in out.notices:
+                await self.notices.send(key=ticket_id.encode(), value=notice)
+            for priority, outcome in out.outcomes:
+                self.metrics.sla_tickets.labels(priority, outcome).inc()
+
+    async def _employee_agent(self, stream: faust.StreamT) -> None:
+        await self.loaded.wait()
+        async for event in stream.events():
+            msg = event.message
+            if msg.topic == self.facts_name:
+                emp = bytes(msg.key).decode()
+                days = self.employee_proj.apply_fact(emp, bytes(msg.value))
+            else:
+                ev = await self._decode(event)
+                if ev is None:
+                    continue
+                topic = self._topic_name(msg.topic)
+                if topic == "roster":
+                    # The roster reader may lag this agent by a moment; apply here too so the
+                    # snapshot below already sees the absence or the new department.
+                    self.roster.apply(ev)
+                dup, days = self.employee_proj.apply_event(ev)
+                if dup:
+                    self.metrics.duplicates.labels(topic).inc()
+                    continue
+                self._observe(event, ev, topic)
+                emp = ev.employee_id  # type: ignore[attr-defined]
+            for d in days:
+                self._dirty.add((emp, d.isoformat()))
+                self._dirty.add((emp, d.isoformat()[:7]))
+
+    async def _orders_agent(self, stream: faust.StreamT) -> None:
+        """Validate and count norm orders once per group; every worker reads them in full."""
+        seen: set[str] = set()
+        async for event in stream.events():
+            ev = await self._decode(event)
+            if ev is None:
+                continue
+            if str(ev.event_id) in seen:
+                self.metrics.duplicates.labels("norm-orders").inc()
+                continue
+            seen.add(str(ev.event_id))
+            self._observe(event, ev, "norm-orders")
+
+    # -- state every worker holds in full -----------------------------------------------
+
+    async def _load_global_state(self) -> None:
+        """Read norm-orders and roster from the beginning, then follow them."""
+        from aiokafka import AIOKafkaConsumer
+        from aiokafka.structs import TopicPartition
+
+        s = self.settings
+        names = [s.topic(t) for t in GLOBAL_INPUTS]
+        backoff = 0.5
+        while True:
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=s.bootstrap_list,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                security_protocol=s.security_protocol,
+                sasl_mechanism=s.sasl_mechanism or "PLAIN",
+                sasl_plain_username=s.sasl_username,
+                sasl_plain_password=(s.sasl_password.get_secret_value()
+                                     if s.sasl_password else None),
+            )
+            try:
+                await consumer.start()
+                tps = []
+                for name in names:
+                    parts = consumer.partitions_for_topic(name)
+                    if not parts:
+                        await consumer.client.force_metadata_update()
+                        parts = consumer.partitions_for_topic(name) or set()
+                    tps += [TopicPartition(name, p) for p in parts]
+                consumer.assign(tps)
+                await consumer.seek_to_beginning(*tps)
+                end = await consumer.end_offsets(tps)
+                pending = {tp for tp, off in end.items() if off > 0}
+                self.broker_error = None
+                backoff = 0.5
+                while True:
+                    batch = await consumer.getmany(timeout_ms=500, max_records=10000)
+                    for tp, records in batch.items():
+                        for rec in records:
+                            self._apply_global(tp.topic, rec.key, rec.value)
+                        if tp in pending and records and records[-1].offset + 1 >= end[tp]:
+                            pending.discard(tp)
+                    if not pending and not self.loaded.is_set():
+                        log.info("norm orders (%d) and roster loaded", len(self.cat))
+                        self.loaded.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the broker may be away: retry with backoff
+                msg = f"cannot read norm-orders/roster: {exc.__class__.__name__}: {exc}"
+                if msg != self.broker_error:
+                    log.warning(msg)
+                self.broker_error = msg
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+            finally:
+                await consumer.stop()
+
+    def _apply_global(self, full_topic: str, key: bytes | None, value: bytes | None) -> None:
+        topic = self._topic_name(full_topic)
+        result = decode(topic, key, value)
+        if isinstance(result, Rejection):
+            return  # the group's agent dead-letters it once; every worker just skips it
+        if isinstance(result, NormOrderIssued):
+            self.cat.add(NormOrder.from_event(result))
+        else:
+            self.roster.apply(result)
+
+    # -- outputs ------------------------------------------------------------------------
+
+    def today(self) -> str:
+        now = self.clock()
+        return self.cat.local_date(now, now).isoformat()
+
+    async def _flush_snapshots(self) -> None:
+        """Publish the latest state of every changed (employee, period)."""
+        if not self._dirty:
+            return
+        dirty, self._dirty = self._dirty, set()
+        today = self.today()
+        gen = self.settings.generation
+        for emp, period in sorted(dirty):
+            obj = self.employee_proj.employee(emp, parse_period(period), gen)
+            snap = {"type": "kpi.employee_snapshot", "event_id": _snapshot_id(),
+                    "emitted_at": self.clock().isoformat(), **obj}
+            await self.snapshots.send(key=emp.encode(), value=orjson.dumps(snap))
+            self.metrics.snapshots.inc()
+            if period == today:
+                self._set_today_gauges(obj)
+
+    def _set_today_gauges(self, obj: dict[str, Any]) -> None:
+        labels = (obj["employee_id"], obj["department_id"] or "")
+        self.metrics.employee_minutes.labels(*labels).set(obj["kpi_minutes"])
+        if obj["attainment_pct"] is None:
+            try:
+                self.metrics.employee_attainment.remove(*labels)
+            except KeyError:
+                pass
+        else:
+            self.metrics.employee_attainment.labels(*labels).set(obj["attainment_pct"] / 100)
+
+    # -- web ----------------------------------------------------------------------------
+
+    def _register_web(self) -> None:
+        app = self.app
+        worker = self
+
+        def error(view: View, status: int, code: str, detail: str) -> Response:
+            return view.json({"error": code, "detail": detail}, status=status)
+
+        @app.page("/health")
+        class Health(View):
+            async def get(self, request: Request) -> Response:
+                ok, reason = worker.health()
+                body = {"status": "ok" if ok else "unavailable", "reason": reason,
+                        "generation": worker.settings.generation,
+                        "orders": len(worker.cat)}
+                return self.json(body, status=200 if ok else 503)
+
+        @app.page("/metrics")
+        class MetricsView(View):
+            async def get(self, request: Request) -> Response:
+                return self.bytes(generate_latest(worker.metrics.registry),
+                                  content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+        @app.page("/kpi/employees/{employee_id}")
+        @app.table_route(table=self.employees_table, match_info="employee_id")
+        class EmployeeView(View):
+            async def get(self, request: Request, employee_id: str) -> Response:
+                try:
+                    period = parse_period(worker.period_param(request))
+                except BadPeriod as exc:
+                    return error(self, 400, "bad_period", str(exc))
+                if not worker.employee_proj.known(employee_id):
+                    return error(self, 404, "unknown_employee",
+                                 f"no accepted event names employee {employee_id!r}")
+                return self.json(worker.employee_proj.employee(
+                    employee_id, period, worker.settings.generation))
+
+        @app.page("/kpi/departments/{department_id}")
+        class DepartmentView(View):
+            async def get(self, request: Request, department_id: str) -> Response:
+                try:
+                    period = parse_period(worker.period_param(request))
+                except BadPeriod as exc:
+                    return error(self, 400, "bad_period", str(exc))
+                if department_id not in worker.roster.departments():
+                    return error(self, 404, "unknown_department",
+                                 f"no registration names department {department_id!r}")
+                return self.json(worker.employee_proj.department(
+                    department_id, period, worker.settings.generation))
+
+    def period_param(self, request: Request) -> str:
+        q = request.query
+        if "date" in q and "month" in q:
+            raise BadPeriod("give either date or month, not both")
+        if "date" in q:
+            if len(q["date"]) != 10:
+                raise BadPeriod(f"date must be YYYY-MM-DD, got {q['date']!r}")
+            return q["date"]
+        if "month" in q:
+            if len(q["month"]) != 7:
+                raise BadPeriod(f"month must be YYYY-MM, got {q['month']!r}")
+            return q["month"]
+        return self.today()[:7]
+
+    def health(self) -> tuple[bool, str]:
+        if self.broker_error:
+            return False, self.broker_error
+        if not self.loaded.is_set():
+            return False, "loading norm orders and roster"
+        if self.app.rebalancing:
+            return False, "rebalancing"
+        if not self.app.tables.recovery.completed.is_set():
+            return False, "recovering tables"
+        if not self.app.consumer.assignment():
+            return False, "no partitions assigned yet"
+        return True, "serving"

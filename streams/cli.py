@@ -1,0 +1,314 @@
+"""The `kpi` command line: broker, topics, worker, simulate, produce, dev."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from streams.settings import Settings
+
+
+class CliError(click.ClickException):
+    """A user-facing failure: printed as one line, exit code 1."""
+
+
+def _fail(msg: str) -> NoReturn:
+    raise CliError(msg)
+
+
+def _settings(ctx: click.Context) -> Settings:
+    obj: Settings = ctx.obj
+    return obj
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--brokers", envvar="KPI_BROKERS", help="Kafka bootstrap servers (host:port,...).")
+@click.option("--prefix", "topic_prefix", envvar="KPI_TOPIC_PREFIX", help="Topic name prefix.")
+@click.option("--data-dir", type=click.Path(path_type=Path), envvar="KPI_DATA_DIR",
+              help="Directory for the worker's RocksDB state.")
+@click.pass_context
+def cli(ctx: click.Context, brokers: str | None, topic_prefix: str | None,
+        data_dir: Path | None) -> None:
+    """Live KPI and SLA engine for support and contact-centre teams."""
+    overrides: dict[str, Any] = {}
+    if brokers:
+        overrides["brokers"] = brokers
+    if topic_prefix is not None:
+        overrides["topic_prefix"] = topic_prefix
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    try:
+        ctx.obj = Settings(**overrides)
+    except Exception as exc:  # pydantic's message is long: keep the first line
+        _fail(f"invalid settings: {str(exc).splitlines()[0]}")
+
+
+@cli.command()
+@click.option("--port", default=9092, show_default=True, type=click.IntRange(1, 65535))
+def broker(port: int) -> None:
+    """Run the embedded Kafka-compatible broker (development and tests only)."""
+    from streams.broker import BrokerError, EmbeddedBroker
+
+    click.echo(f"kpi broker: embedded Tansu broker on 127.0.0.1:{port}, memory storage, "
+               "for development and tests only; production uses Apache Kafka.")
+    b = EmbeddedBroker(port=port)
+    try:
+        b.start()
+    except BrokerError as exc:
+        _fail(str(exc))
+    click.echo(f"ready: KPI_BROKERS=127.0.0.1:{port} (Ctrl-C stops it; all topics are lost)")
+    try:
+        b.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        b.stop()
+
+
+@cli.group()
+def topics() -> None:
+    """Manage the contract topics."""
+
+
+@topics.command("create")
+@click.option("--partitions", type=click.IntRange(1, 1024), help="Partitions for new topics.")
+@click.pass_context
+def topics_create(ctx: click.Context, partitions: int | None) -> None:
+    """Create every contract topic and this generation's internal topics (idempotent)."""
+    from streams.admin import BrokerUnavailable, create_topics
+
+    s = _settings(ctx)
+    if partitions:
+        s = s.model_copy(update={"partitions": partitions})
+    try:
+        created, existing = create_topics(s)
+    except BrokerUnavailable as exc:
+        _fail(str(exc))
+    click.echo(f"created {len(created)} topic(s), {len(existing)} already present")
+    for name in created:
+        click.echo(f"  + {name}")
+
+
+@cli.command()
+@click.option("--web-port", type=click.IntRange(1, 65535), help="HTTP port of this worker.")
+@click.option("--web-host", help="HTTP bind address (default 127.0.0.1).")
+@click.option("--loglevel", type=click.Choice(["debug", "info", "warning", "error"]))
+@click.pass_context
+def worker(ctx: click.Context, web_port: int | None, web_host: str | None,
+           loglevel: str | None) -> None:
+    """Run one Faust worker (several may run in one group)."""
+    from streams.admin import BrokerUnavailable, create_topics
+
+    s = _settings(ctx)
+    upd: dict[str, Any] = {}
+    if web_port:
+        upd["web_port"] = web_port
+    if web_host:
+        upd["web_host"] = web_host
+    if loglevel:
+        upd["log_level"] = loglevel
+    s = s.model_copy(update=upd)
+    try:
+        create_topics(s)
+    except BrokerUnavailable as exc:
+        click.echo(f"kpi worker: {exc}; starting anyway, will retry", err=True)
+    run_worker(s)
+
+
+def run_worker(s: Settings) -> None:
+    """Run the Faust worker in the foreground until SIGINT/SIGTERM."""
+    import faust
+
+    from streams.app import KpiWorker
+
+    s.data_dir.mkdir(parents=True, exist_ok=True)
+    kw = KpiWorker(s)
+    w = faust.Worker(kw.app, loglevel=s.log_level, quiet=True, redirect_stdouts=False)
+    w.execute_from_commandline()
+
+
+@cli.command()
+@click.option("--employees", default=40, show_default=True, type=click.IntRange(1, 100000))
+@click.option("--seed", default=1, show_default=True, type=int)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write a historical feed to this JSONL file instead of the broker.")
+@click.option("--start", type=click.DateTime(["%Y-%m-%d"]),
+              help="First day of the historical feed (default: first day of last month).")
+@click.option("--days", default=30, show_default=True, type=click.IntRange(1, 3660),
+              help="Days of history for --out.")
+@click.option("--rate", type=click.FloatRange(0.1, 1e6),
+              help="Live events per second to the broker (events happen now).")
+@click.option("--limit", type=click.IntRange(1), help="Stop after this many live events.")
+@click.pass_context
+def simulate(ctx: click.Context, employees: int, seed: int, out: Path | None,
+             start: datetime | None, days: int, rate: float | None, limit: int | None) -> None:
+    """Generate a realistic synthetic feed: to --out FILE.jsonl, or live to the broker."""
+    from streams import simulate as sim
+
+    s = _settings(ctx)
+    if out is not None:
+        if rate is not None:
+            _fail("--out writes history; --rate sends live events: choose one")
+        first = start.date() if start else _first_of_last_month()
+        events = sim.historical(employees=employees, start=first, days=days, seed=seed)
+        n = sim.write_jsonl(out, events, progress=sys.stderr.isatty())
+        click.echo(f"wrote {n} events to {out}")
+        return
+    from streams.admin import BrokerUnavailable, create_topics
+
+    try:
+        create_topics(s)
+        producer = _producer(s)
+    except BrokerUnavailable as exc:
+        _fail(str(exc))
+    feed = sim.live(employees=employees, seed=seed, rate=rate or 20.0,
+                    now=lambda: datetime.now(UTC))
+    try:
+        sent = sim.send(feed, producer, s.topic_prefix, rate=rate or 20.0, limit=limit,
+                        progress=sys.stderr.isatty())
+    except KeyboardInterrupt:
+        sent = -1
+    finally:
+        producer.flush()
+        producer.close()
+    if sent >= 0:
+        click.echo(f"sent {sent} events")
+
+
+def _first_of_last_month() -> date:
+    today = datetime.now(UTC).date()
+    y, m = (today.year, today.month - 1) if today.month > 1 else (today.year - 1, 12)
+    return date(y, m, 1)
+
+
+def _producer(s: Settings) -> Any:
+    from kafka import KafkaProducer
+    from kafka.errors import KafkaError
+
+    from streams.admin import BrokerUnavailable
+
+    try:
+        return KafkaProducer(acks="all", linger_ms=5, max_block_ms=10000,
+                             **s.kafka_python_options())
+    except (KafkaError, OSError) as exc:
+        raise BrokerUnavailable(f"cannot reach Kafka at {s.brokers}: {exc}") from exc
+
+
+@cli.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_context
+def produce(ctx: click.Context, file: Path) -> None:
+    """Publish contract events from a JSONL file (topic and key follow from each type)."""
+    from streams.admin import BrokerUnavailable, create_topics
+    from streams.produce import BrokerUnavailable as ProduceUnavailable
+    from streams.produce import produce_file
+
+    s = _settings(ctx)
+    try:
+        create_topics(s)
+        summary = produce_file(file, bootstrap=s.brokers, prefix=s.topic_prefix,
+                               client_options=s.kafka_python_options(),
+                               progress=sys.stderr.isatty())
+    except (BrokerUnavailable, ProduceUnavailable) as exc:
+        _fail(str(exc))
+    total = sum(summary.sent.values())
+    click.echo(f"sent {total} events: " + ", ".join(
+        f"{t}={n}" for t, n in sorted(summary.sent.items())))
+    for line_no, reason, detail in summary.invalid:
+        click.echo(f"  line {line_no}: {reason}: {detail}", err=True)
+    if summary.invalid:
+        click.echo(f"{len(summary.invalid)} invalid line(s) not sent", err=True)
+
+
+@cli.command()
+@click.option("--employees", default=30, show_default=True, type=click.IntRange(1, 10000))
+@click.option("--rate", default=15.0, show_default=True, type=click.FloatRange(0.1, 10000))
+@click.option("--port", default=9092, show_default=True, type=click.IntRange(1, 65535),
+              help="Broker port to use or start.")
+@click.option("--web-port", default=6066, show_default=True, type=click.IntRange(1, 65535))
+@click.pass_context
+def dev(ctx: click.Context, employees: int, rate: float, port: int, web_port: int) -> None:
+    """The demo: embedded broker (if none answers), topics, a worker and a live feed."""
+    from streams.broker import BrokerError, EmbeddedBroker, metadata_ready, port_open
+
+    s = _settings(ctx).model_copy(update={"brokers": f"127.0.0.1:{port}",
+                                          "web_port": web_port})
+    env = {**os.environ, "KPI_BROKERS": s.brokers, "KPI_WEB_PORT": str(web_port),
+           "KPI_DATA_DIR": str(s.data_dir), "KPI_TOPIC_PREFIX": s.topic_prefix}
+    broker_proc: EmbeddedBroker | None = None
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        if port_open("127.0.0.1", port) and metadata_ready(s.brokers, 3.0):
+            click.echo(f"using the broker already answering on {s.brokers}")
+        else:
+            broker_proc = EmbeddedBroker(port=port)
+            try:
+                broker_proc.start()
+            except BrokerError as exc:
+                _fail(str(exc))
+            # A fresh in-memory broker has no history: old local state would swallow the
+            # new feed (seen ids, stale tables), so start the worker from scratch too.
+            shutil.rmtree(s.data_dir, ignore_errors=True)
+            click.echo(f"started the embedded broker on {s.brokers} (development only)")
+        from streams.admin import create_topics
+
+        create_topics(s)
+        exe = [sys.executable, "-m", "streams.cli"]
+        procs.append(subprocess.Popen([*exe, "worker"], env=env))
+        procs.append(subprocess.Popen(
+            [*exe, "simulate", "--employees", str(employees), "--rate", str(rate)], env=env,
+            stdout=subprocess.DEVNULL))
+        base = f"http://127.0.0.1:{web_port}"
+        click.echo("")
+        click.echo("kpi dev: authentication is OFF in this demo")
+        click.echo(f"  health   {base}/health")
+        click.echo(f"  metrics  {base}/metrics")
+        click.echo(f"  employee {base}/kpi/employees/e-001?date={date.today().isoformat()}")
+        click.echo(f"  month    {base}/kpi/employees/e-001")
+        click.echo(f"  dept     {base}/kpi/departments/d-01")
+        click.echo("Ctrl-C stops everything.")
+        while all(p.poll() is None for p in procs):
+            time.sleep(0.5)
+        _fail("a child process exited; stopping")
+    except KeyboardInterrupt:
+        click.echo("\nstopping...")
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+        for p in procs:
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        if broker_proc is not None:
+            broker_proc.stop()
+
+
+def main() -> None:
+    """Entry point: user mistakes print one line, never a traceback."""
+    try:
+        cli.main(standalone_mode=False, prog_name="kpi")
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.ClickException as exc:
+        hint = ""
+        if isinstance(exc, click.UsageError) and exc.ctx is not None:
+            hint = f" (see '{exc.ctx.command_path} --help')"
+        click.echo(f"kpi: error: {exc.format_message()}{hint}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
