@@ -148,8 +148,9 @@ class TicketView:
     last_resolution: Resolution | None = None
     # (employee_id, local date) -> (additive counters, handled 0/1)
     contributions: dict[tuple[str, date], tuple[Counters, int]] = field(default_factory=dict)
-    # every outcome decided by a resolution, in time order: (priority, "met"|"breached")
-    outcomes: list[tuple[str, str]] = field(default_factory=list)
+    # every outcome decided by a resolution, in time order:
+    # (priority, "met"|"breached", first-response seconds, resolution seconds)
+    outcomes: list[tuple[str, str, Decimal, Decimal]] = field(default_factory=list)
     thresholds: list[Threshold] = field(default_factory=list)
     last_ts: datetime | None = None
 
@@ -176,6 +177,22 @@ class SecondsFn:
 
     def due(self, start: datetime, remaining: Decimal) -> datetime | None:
         return due_at(start, remaining, self._bh, self._cat, self._live)
+
+
+def _within(clock: Clock) -> bool:
+    """'Within target' means elapsed <= target, exactly (contract, fine print)."""
+    return clock.target_seconds is None or clock.elapsed <= clock.target_seconds
+
+
+def clock_state(clock: Clock, now_elapsed: Decimal, finished: bool) -> str:
+    """running | paused | met | breached, for the ticket view and the open-breach gauge."""
+    if clock.target_seconds is None:
+        return "running" if clock.running else "paused"
+    if finished:
+        return "met" if clock.elapsed <= clock.target_seconds else "breached"
+    if now_elapsed > clock.target_seconds:
+        return "breached"
+    return "running" if clock.running else "paused"
 
 
 def _seconds_fn(bh: bool, cat: OrderCatalogue, live: bool) -> SecondsFn:
@@ -328,11 +345,10 @@ def fold(
             v.resolved = True
             outcome = None
             if target is not None:
-                ok = v.fr.elapsed <= v.fr.target_seconds if v.fr.target_seconds else True
-                ok = ok and (v.res.target_seconds is None or v.res.elapsed <= v.res.target_seconds)
+                ok = _within(v.fr) and _within(v.res)
                 outcome = "met" if ok else "breached"
                 if v.priority is not None:
-                    v.outcomes.append((v.priority, outcome))
+                    v.outcomes.append((v.priority, outcome, v.fr.elapsed, v.res.elapsed))
             v.last_resolution = Resolution(d["employee_id"], e.ts, v.fr.elapsed, v.res.elapsed,
                                            outcome)
             add(d["employee_id"], local(e.ts))
@@ -376,3 +392,49 @@ def fold(
         # An absorbed ticket leaves every SLA count: no alerts either.
         v.thresholds = []
     return v
+
+
+def _minutes(seconds: Decimal) -> float:
+    return float((seconds / 60).quantize(Decimal("0.01")))
+
+
+def describe(v: TicketView, cat: OrderCatalogue, live: bool, now: datetime) -> dict[str, Any]:
+    """The ticket's projection for GET /tickets/{id}: state and each target's clock."""
+    seconds = v.seconds_fn(cat, live)
+    targets: dict[str, Any] = {}
+    for name, clock in (("first_response", v.fr), ("resolution", v.res)):
+        finished = clock.done if name == "first_response" else v.resolved
+        elapsed = clock.elapsed if finished else clock.elapsed_at(now, seconds)
+        entry: dict[str, Any] = {
+            "target_minutes": _minutes(clock.target_seconds) if clock.target_seconds else None,
+            "elapsed_minutes": _minutes(elapsed),
+            "remaining_minutes": (
+                _minutes(max(Decimal(0), clock.target_seconds - elapsed))
+                if clock.target_seconds is not None else None
+            ),
+            "state": clock_state(clock, elapsed, finished),
+        }
+        due = next((t.moment for t in v.thresholds
+                    if t.target == name and t.kind == "breached"), None)
+        entry["due_at"] = due.isoformat() if due else None
+        targets[name] = entry
+    lr = v.last_resolution
+    return {
+        "ticket_id": v.ticket_id,
+        "status": ("merged" if v.absorbed_into else "closed" if v.closed
+                   else "resolved" if v.resolved else v.status),
+        "owner": v.owner,
+        "department_id": v.department_id,
+        "line": v.line,
+        "priority": v.priority,
+        "origin": v.origin,
+        "opened_at": v.opened_at.isoformat() if v.opened_at else None,
+        "clock_start": v.clock_start.isoformat() if v.clock_start else None,
+        "merged_into": v.absorbed_into,
+        "order_id": v.order_id,
+        "business_hours": v.business_hours,
+        "sla": targets,
+        "last_resolution": None if lr is None else {
+            "employee_id": lr.employee_id, "at": lr.ts.isoformat(), "outcome": lr.outcome,
+        },
+    }

@@ -21,6 +21,7 @@ from processors.calendar import OrderCatalogue
 from processors.counters import Counters
 from processors.ticket import TOPIC_OF_TYPE, Entry, TicketView, fold
 from schemas.events import Event
+from schemas.outputs import alert_event_id
 
 MERGE_NOTICE = "kpi.merge_notice"
 ALERT_SENT = "kpi.alert_sent"
@@ -35,8 +36,8 @@ class TicketOutput:
     facts: list[tuple[str, bytes]] = field(default_factory=list)
     # (ticket_id, notice value) for the ticket-notices topic, keyed by ticket_id
     notices: list[tuple[str, bytes]] = field(default_factory=list)
-    # SLA outcomes decided by this record: (priority, "met"|"breached")
-    outcomes: list[tuple[str, str]] = field(default_factory=list)
+    # SLA outcomes decided by this record: (priority, outcome, fr seconds, res seconds)
+    outcomes: list[tuple[str, str, Decimal, Decimal]] = field(default_factory=list)
     view: TicketView | None = None
 
 
@@ -97,11 +98,14 @@ def alert_sent_notice(ticket_id: str, alert_key: str) -> bytes:
 class TicketProjector:
     """Applies ticket events and internal notices to ticket state held in a KV store."""
 
-    def __init__(self, kv: Any, cat: OrderCatalogue, *, live: bool, alerts: bool = False) -> None:
+    def __init__(self, kv: Any, cat: OrderCatalogue, *, live: bool, alerts: bool = False,
+                 timers: Any = None) -> None:
         self.kv = kv
         self.cat = cat
         self.live = live
         self.alerts = alerts
+        # ticket_id -> its alert thresholds while open (a small index the timer scans)
+        self.timers = timers
 
     def load(self, ticket_id: str) -> TicketState | None:
         raw = self.kv.get(ticket_id)
@@ -177,6 +181,44 @@ class TicketProjector:
             st.outcomes_counted = len(v.outcomes)
         out.notices = self._merge_notices(ticket_id, st, v)
         self.kv.put(ticket_id, st.to_bytes())
+        self._update_timer(ticket_id, v)
+        return out
+
+    def _update_timer(self, ticket_id: str, v: TicketView) -> None:
+        """Index open tickets with SLA thresholds; the index is derived, so self-healing."""
+        if self.timers is None:
+            return
+        if v.is_open and v.thresholds:
+            self.timers.put(ticket_id, orjson.dumps({
+                "p": v.priority,
+                "th": sorted([t.moment.isoformat(), t.target, t.kind] for t in v.thresholds),
+            }))
+        elif self.timers.get(ticket_id) is not None:
+            self.timers.delete(ticket_id)
+
+    def due_alerts(self, ticket_id: str, now: datetime) -> list[dict[str, Any]]:
+        """Alerts this ticket owes at `now`: reached while open, not yet recorded as sent."""
+        found = self.view(ticket_id)
+        if found is None:
+            return []
+        st, v = found
+        if not v.is_open or v.priority is None:
+            return []
+        breach_at = {t.target: t.moment for t in v.thresholds if t.kind == "breached"}
+        out = []
+        for t in sorted(v.thresholds, key=lambda t: t.moment):
+            key = f"{t.target}:{t.kind}"
+            if t.moment > now or key in st.alerts_sent:
+                continue
+            clock = v.fr if t.target == "first_response" else v.res
+            assert clock.target_seconds is not None
+            frac = Decimal("0.75") if t.kind == "warning" else Decimal(1)
+            out.append(alert_event(
+                ticket_id=ticket_id, target=t.target, kind=t.kind, moment=t.moment,
+                priority=v.priority, employee_id=v.owner, department_id=v.department_id,
+                due_at=breach_at.get(t.target), target_seconds=clock.target_seconds,
+                elapsed_seconds=clock.target_seconds * frac,
+            ))
         return out
 
     def _merge_notices(self, ticket_id: str, st: TicketState,
@@ -206,6 +248,26 @@ class TicketProjector:
             start = datetime.fromisoformat(st.notice[1]) if st.notice[1] else None
             out.notices.append((st.notice[0], merge_notice(ticket_id, st.notice[0], start)))
         return out
+
+
+def alert_event(*, ticket_id: str, target: str, kind: str, moment: datetime, priority: str,
+                employee_id: str | None, department_id: str | None, due_at: datetime | None,
+                target_seconds: Decimal, elapsed_seconds: Decimal) -> dict[str, Any]:
+    """An sla.warning / sla.breached record; its id is derived, so a re-send is recognisable."""
+    return {
+        "event_id": str(alert_event_id(ticket_id, target, kind)),
+        "type": f"sla.{kind}",
+        "schema_version": 1,
+        "occurred_at": moment.isoformat(),
+        "ticket_id": ticket_id,
+        "target": target,
+        "priority": priority,
+        "employee_id": employee_id,
+        "department_id": department_id,
+        "due_at": due_at.isoformat() if due_at else None,
+        "target_minutes": float(round(target_seconds / 60, 2)),
+        "elapsed_minutes": float(round(elapsed_seconds / 60, 2)),
+    }
 
 
 def _fact(ticket_id: str, version: int, items: list[list[Any]]) -> bytes:

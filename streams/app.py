@@ -23,13 +23,16 @@ from typing import Any
 
 import faust
 import orjson
+from faust.types import TP
+from kafka.partitioner.default import murmur2
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from processors.calendar import NormOrder, OrderCatalogue
 from projections.employees import BadPeriod, EmployeeProjector, parse_period
 from projections.roster import Roster
-from projections.tickets import TicketProjector
+from processors.ticket import describe
+from projections.tickets import TicketProjector, alert_sent_notice
 from schemas.decode import Rejection, dead_letter_value, decode
 from schemas.events import Event, NormOrderIssued
 from streams.metrics import Metrics
@@ -126,8 +129,11 @@ class KpiWorker:
                                        **raw)
         self.employees_table = app.Table("employees", partitions=s.partitions,
                                          options=table_opts, **raw)
+        self.timers_table = app.Table("alert-timers", partitions=s.partitions,
+                                      options=table_opts, **raw)
         self.ticket_proj = TicketProjector(TableKV(self.tickets_table), self.cat, live=self.live,
-                                           alerts=s.alerts)
+                                           alerts=s.alerts, timers=TableKV(self.timers_table))
+        self._alerted: set[str] = set()
         self.employee_proj = EmployeeProjector(TableKV(self.employees_table), self.cat,
                                                self.roster, live=self.live)
         app.agent(self.ticket_topics, name="tickets")(self._ticket_agent)
@@ -135,6 +141,8 @@ class KpiWorker:
         app.agent(self.orders_topic, name="norm-orders")(self._orders_agent)
         app.task(self._load_global_state)
         app.timer(s.snapshot_interval)(self._flush_snapshots)
+        if s.alerts:
+            app.timer(0.5)(self._fire_alerts)
         self._register_web()
 
     # -- configuration ----------------------------------------------------------------
@@ -211,8 +219,10 @@ class KpiWorker:
                 await self.facts.send(key=emp.encode(), value=fact)
             for ticket_id, notice in out.notices:
                 await self.notices.send(key=ticket_id.encode(), value=notice)
-            for priority, outcome in out.outcomes:
+            for priority, outcome, fr_s, res_s in out.outcomes:
                 self.metrics.sla_tickets.labels(priority, outcome).inc()
+                self.metrics.first_response_seconds.labels(priority).observe(float(fr_s))
+                self.metrics.resolution_seconds.labels(priority).observe(float(res_s))
 
     async def _employee_agent(self, stream: faust.StreamT) -> None:
         await self.loaded.wait()
@@ -323,6 +333,48 @@ class KpiWorker:
 
     # -- outputs ------------------------------------------------------------------------
 
+    def owns(self, topic: str, key: str) -> bool:
+        """Does this worker own the partition of `key` on `topic` right now?"""
+        n = self.settings.partitions
+        p = (murmur2(key.encode()) & 0x7FFFFFFF) % n
+        return TP(topic, p) in self.app.consumer.assignment()
+
+    async def _fire_alerts(self) -> None:
+        """Publish every SLA threshold reached by an open ticket this worker owns."""
+        if not self.loaded.is_set() or self.app.rebalancing:
+            return
+        now = self.clock()
+        tickets_topic = self.ticket_topic_names[0]
+        breached: dict[str, int] = dict.fromkeys(("P1", "P2", "P3", "P4"), 0)
+        due: list[str] = []
+        for key, raw in list(self.timers_table.items()):
+            ticket_id = key if isinstance(key, str) else bytes(key).decode()
+            if not self.owns(tickets_topic, ticket_id):
+                continue
+            entry = orjson.loads(bytes(raw))
+            moments = [(datetime.fromisoformat(m), target, kind) for m, target, kind in entry["th"]]
+            if any(kind == "breached" and m <= now for m, _, kind in moments):
+                breached[entry["p"]] = breached.get(entry["p"], 0) + 1
+            if any(m <= now and f"{ticket_id}:{t}:{k}" not in self._alerted
+                   for m, t, k in moments):
+                due.append(ticket_id)
+        for priority, n in breached.items():
+            self.metrics.sla_open_breached.labels(priority).set(n)
+        for ticket_id in due:
+            for alert in self.ticket_proj.due_alerts(ticket_id, now):
+                ident = f"{ticket_id}:{alert['target']}:{alert['type'][4:]}"
+                if ident in self._alerted:
+                    continue
+                await self.alerts_out.send(key=ticket_id.encode(), value=orjson.dumps(alert))
+                # Record it through the ticket's own partition, so the state that says
+                # "sent" is written in stream order and survives a restart.
+                await self.notices.send(
+                    key=ticket_id.encode(),
+                    value=alert_sent_notice(ticket_id, f"{alert['target']}:{alert['type'][4:]}"),
+                )
+                self._alerted.add(ident)
+                self.metrics.sla_alerts.labels(alert["target"], alert["type"][4:]).inc()
+
     def today(self) -> str:
         now = self.clock()
         return self.cat.local_date(now, now).isoformat()
@@ -391,6 +443,15 @@ class KpiWorker:
                                  f"no accepted event names employee {employee_id!r}")
                 return self.json(worker.employee_proj.employee(
                     employee_id, period, worker.settings.generation))
+
+        @app.page("/tickets/{ticket_id}")
+        @app.table_route(table=self.tickets_table, match_info="ticket_id")
+        class TicketView(View):
+            async def get(self, request: Request, ticket_id: str) -> Response:
+                found = worker.ticket_proj.view(ticket_id)
+                if found is None:
+                    return error(self, 404, "unknown_ticket", f"no event names {ticket_id!r}")
+                return self.json(describe(found[1], worker.cat, worker.live, worker.clock()))
 
         @app.page("/kpi/departments/{department_id}")
         class DepartmentView(View):

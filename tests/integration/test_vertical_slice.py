@@ -1,0 +1,56 @@
+"""An event produced with kafka-python shows up in a real worker's API, metrics and health."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from streams.admin import create_topics
+from streams.broker import EmbeddedBroker
+from tests import factory as f
+from tests.integration.workers import WorkerProc, produce, settings_for, unique_prefix, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def worker(broker: EmbeddedBroker, tmp_path: Path) -> Iterator[WorkerProc]:
+    prefix = unique_prefix()
+    create_topics(settings_for(broker, prefix))
+    w = WorkerProc(broker, prefix, tmp_path / "state", log_path=tmp_path / "worker.log")
+    produce(broker, prefix, [f.order()])
+    w.start()
+    try:
+        yield w
+    finally:
+        w.stop()
+
+
+def test_ticket_opened_reaches_the_api(worker: WorkerProc, broker: EmbeddedBroker) -> None:
+    produce(broker, worker.prefix, [
+        f.registered("e-1", "d-1"),
+        f.opened("t-1", "2026-11-02T10:00:00+03:00", "e-1",
+                 decisions=["tariff_change", "reactivation"]),
+    ])
+
+    def minutes() -> float | None:
+        r = worker.get("/kpi/employees/e-1?date=2026-11-02")
+        return r.body["kpi_minutes"] if r.status == 200 and r.body["kpi_minutes"] else None
+
+    assert wait_for(minutes, what="e-1's minutes") == 18.5
+    month = worker.get("/kpi/employees/e-1?month=2026-11").body
+    assert month["department_id"] == "d-1" and month["plan_minutes"] == 9600
+    metrics = worker.get("/metrics").body
+    assert 'kpi_events_total{topic="tickets",type="ticket.opened"} 1.0' in metrics
+    assert worker.get("/health").body["status"] == "ok"
+
+
+def test_unknown_employee_and_bad_dates(worker: WorkerProc) -> None:
+    r = worker.get("/kpi/employees/nobody?date=2026-11-02")
+    assert r.status == 404 and r.body["error"] == "unknown_employee"
+    for bad in ("date=2026-13-01", "date=yesterday", "month=2026-1", "date=2026-02-30"):
+        r = worker.get(f"/kpi/employees/nobody?{bad}")
+        assert r.status == 400, bad
+        assert set(r.body) == {"error", "detail"}
