@@ -81,3 +81,47 @@ class RocksKV:
 
     def close(self) -> None:
         self._db.close()
+
+
+class BatchKV:
+    """A write-back cache over another KV: one write per key per batch, however many events.
+
+    Reads see the batch's own writes; `flush()` hands every changed key to the underlying
+    store once. The worker flushes before it acknowledges the batch's records.
+    """
+
+    _DELETED = object()
+
+    def __init__(self, inner: KV) -> None:
+        self.inner = inner
+        self._cache: dict[str, object] = {}
+        self._dirty: set[str] = set()
+
+    def get(self, key: str) -> bytes | None:
+        if key in self._cache:
+            v = self._cache[key]
+            return None if v is self._DELETED else v  # type: ignore[return-value]
+        value = self.inner.get(key)
+        self._cache[key] = self._DELETED if value is None else value
+        return value
+
+    def put(self, key: str, value: bytes) -> None:
+        self._cache[key] = value
+        self._dirty.add(key)
+
+    def delete(self, key: str) -> None:
+        self._cache[key] = self._DELETED
+        self._dirty.add(key)
+
+    def flush(self) -> int:
+        """Write the batch's changes through; returns how many keys were written."""
+        n = len(self._dirty)
+        for key in self._dirty:
+            v = self._cache[key]
+            if v is self._DELETED:
+                self.inner.delete(key)
+            else:
+                self.inner.put(key, v)  # type: ignore[arg-type]
+        self._dirty.clear()
+        self._cache.clear()
+        return n

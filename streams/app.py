@@ -32,7 +32,9 @@ from processors.calendar import NormOrder, OrderCatalogue
 from projections.employees import BadPeriod, EmployeeProjector, parse_period
 from projections.roster import Roster
 from processors.ticket import describe
+from projections.store import BatchKV
 from projections.tickets import TicketProjector, alert_sent_notice
+from streams.fastpath import RecordBatch
 from schemas.decode import Rejection, dead_letter_value, decode
 from schemas.events import Event, NormOrderIssued
 from streams.metrics import Metrics
@@ -131,11 +133,20 @@ class KpiWorker:
                                          options=table_opts, **raw)
         self.timers_table = app.Table("alert-timers", partitions=s.partitions,
                                       options=table_opts, **raw)
-        self.ticket_proj = TicketProjector(TableKV(self.tickets_table), self.cat, live=self.live,
-                                           alerts=s.alerts, timers=TableKV(self.timers_table))
+        self.ticket_kv = BatchKV(TableKV(self.tickets_table))
+        self.timers_kv = BatchKV(TableKV(self.timers_table))
+        self.employee_kv = BatchKV(TableKV(self.employees_table))
+        self.ticket_proj = TicketProjector(self.ticket_kv, self.cat, live=self.live,
+                                           alerts=s.alerts, timers=self.timers_kv)
         self._alerted: set[str] = set()
-        self.employee_proj = EmployeeProjector(TableKV(self.employees_table), self.cat,
+        self.employee_proj = EmployeeProjector(self.employee_kv, self.cat,
                                                self.roster, live=self.live)
+        # The read side (API, snapshots, timers) reads the tables directly, never the
+        # agents' uncommitted batch caches.
+        self.ticket_reader = TicketProjector(TableKV(self.tickets_table), self.cat,
+                                             live=self.live, alerts=s.alerts)
+        self.employee_reader = EmployeeProjector(TableKV(self.employees_table), self.cat,
+                                                 self.roster, live=self.live)
         app.agent(self.ticket_topics, name="tickets")(self._ticket_agent)
         app.agent(self.employee_topics, name="employees")(self._employee_agent)
         app.agent(self.orders_topic, name="norm-orders")(self._orders_agent)
@@ -173,9 +184,8 @@ class KpiWorker:
 
     # -- the edge -----------------------------------------------------------------------
 
-    async def _decode(self, event: faust.Event) -> Event | None:
+    async def _decode(self, msg: Any) -> Event | None:
         """Validate one record; invalid ones go to dead-letters with their reason."""
-        msg = event.message
         topic = self._topic_name(msg.topic)
         key = msg.key if msg.key is None else bytes(msg.key)
         value = msg.value if msg.value is None else bytes(msg.value)
@@ -189,24 +199,37 @@ class KpiWorker:
             return None
         return result
 
-    def _observe(self, event: faust.Event, ev: Event, topic: str) -> None:
+    def _observe(self, msg: Any, ev: Event, topic: str) -> None:
         now = time.time()
         self.metrics.events.labels(topic, ev.type).inc()
         self.metrics.event_lag.observe(max(0.0, now - ev.occurred_at.timestamp()))
-        ts = event.message.timestamp
+        ts = msg.timestamp
         if ts:
             self.metrics.processing_latency.observe(max(0.0, now - ts))
 
     # -- agents -------------------------------------------------------------------------
+    # Each agent hands whole batches of records of one partition to a handler; state goes
+    # through a write-back cache so each key is written (and changelogged) once per batch.
+
+    @staticmethod
+    def _records(event: faust.EventT) -> list[Any]:
+        """The Kafka records an event stands for (one, or a whole fetched batch)."""
+        value = event.value
+        if isinstance(value, RecordBatch):
+            return value.records
+        return [event.message]
 
     async def _ticket_agent(self, stream: faust.StreamT) -> None:
         await self.loaded.wait()
         async for event in stream.events():
-            msg = event.message
+            await self._ticket_batch(self._records(event))
+
+    async def _ticket_batch(self, records: list[Any]) -> None:
+        for msg in records:
             if msg.topic == self.notices_name:
                 out = self.ticket_proj.apply_notice(orjson.loads(bytes(msg.value)))
             else:
-                ev = await self._decode(event)
+                ev = await self._decode(msg)
                 if ev is None:
                     continue
                 out = self.ticket_proj.apply_event(ev)
@@ -214,7 +237,7 @@ class KpiWorker:
                 if out.duplicate:
                     self.metrics.duplicates.labels(topic).inc()
                 else:
-                    self._observe(event, ev, topic)
+                    self._observe(msg, ev, topic)
             for emp, fact in out.facts:
                 await self.facts.send(key=emp.encode(), value=fact)
             for ticket_id, notice in out.notices:
@@ -223,16 +246,21 @@ class KpiWorker:
                 self.metrics.sla_tickets.labels(priority, outcome).inc()
                 self.metrics.first_response_seconds.labels(priority).observe(float(fr_s))
                 self.metrics.resolution_seconds.labels(priority).observe(float(res_s))
+        self.ticket_kv.flush()
+        self.timers_kv.flush()
 
     async def _employee_agent(self, stream: faust.StreamT) -> None:
         await self.loaded.wait()
         async for event in stream.events():
-            msg = event.message
+            await self._employee_batch(self._records(event))
+
+    async def _employee_batch(self, records: list[Any]) -> None:
+        for msg in records:
             if msg.topic == self.facts_name:
                 emp = bytes(msg.key).decode()
                 days = self.employee_proj.apply_fact(emp, bytes(msg.value))
             else:
-                ev = await self._decode(event)
+                ev = await self._decode(msg)
                 if ev is None:
                     continue
                 topic = self._topic_name(msg.topic)
@@ -244,24 +272,26 @@ class KpiWorker:
                 if dup:
                     self.metrics.duplicates.labels(topic).inc()
                     continue
-                self._observe(event, ev, topic)
+                self._observe(msg, ev, topic)
                 emp = ev.employee_id  # type: ignore[attr-defined]
             for d in days:
                 self._dirty.add((emp, d.isoformat()))
                 self._dirty.add((emp, d.isoformat()[:7]))
+        self.employee_kv.flush()
 
     async def _orders_agent(self, stream: faust.StreamT) -> None:
         """Validate and count norm orders once per group; every worker reads them in full."""
         seen: set[str] = set()
         async for event in stream.events():
-            ev = await self._decode(event)
-            if ev is None:
-                continue
-            if str(ev.event_id) in seen:
-                self.metrics.duplicates.labels("norm-orders").inc()
-                continue
-            seen.add(str(ev.event_id))
-            self._observe(event, ev, "norm-orders")
+            for msg in self._records(event):
+                ev = await self._decode(msg)
+                if ev is None:
+                    continue
+                if str(ev.event_id) in seen:
+                    self.metrics.duplicates.labels("norm-orders").inc()
+                    continue
+                seen.add(str(ev.event_id))
+                self._observe(msg, ev, "norm-orders")
 
     # -- state every worker holds in full -----------------------------------------------
 
@@ -361,7 +391,7 @@ class KpiWorker:
         for priority, n in breached.items():
             self.metrics.sla_open_breached.labels(priority).set(n)
         for ticket_id in due:
-            for alert in self.ticket_proj.due_alerts(ticket_id, now):
+            for alert in self.ticket_reader.due_alerts(ticket_id, now):
                 ident = f"{ticket_id}:{alert['target']}:{alert['type'][4:]}"
                 if ident in self._alerted:
                     continue
@@ -387,7 +417,7 @@ class KpiWorker:
         today = self.today()
         gen = self.settings.generation
         for emp, period in sorted(dirty):
-            obj = self.employee_proj.employee(emp, parse_period(period), gen)
+            obj = self.employee_reader.employee(emp, parse_period(period), gen)
             snap = {"type": "kpi.employee_snapshot", "event_id": _snapshot_id(),
                     "emitted_at": self.clock().isoformat(), **obj}
             await self.snapshots.send(key=emp.encode(), value=orjson.dumps(snap))
@@ -438,17 +468,17 @@ class KpiWorker:
                     period = parse_period(worker.period_param(request))
                 except BadPeriod as exc:
                     return error(self, 400, "bad_period", str(exc))
-                if not worker.employee_proj.known(employee_id):
+                if not worker.employee_reader.known(employee_id):
                     return error(self, 404, "unknown_employee",
                                  f"no accepted event names employee {employee_id!r}")
-                return self.json(worker.employee_proj.employee(
+                return self.json(worker.employee_reader.employee(
                     employee_id, period, worker.settings.generation))
 
         @app.page("/tickets/{ticket_id}")
         @app.table_route(table=self.tickets_table, match_info="ticket_id")
         class TicketView(View):
             async def get(self, request: Request, ticket_id: str) -> Response:
-                found = worker.ticket_proj.view(ticket_id)
+                found = worker.ticket_reader.view(ticket_id)
                 if found is None:
                     return error(self, 404, "unknown_ticket", f"no event names {ticket_id!r}")
                 return self.json(describe(found[1], worker.cat, worker.live, worker.clock()))
@@ -463,7 +493,7 @@ class KpiWorker:
                 if department_id not in worker.roster.departments():
                     return error(self, 404, "unknown_department",
                                  f"no registration names department {department_id!r}")
-                return self.json(worker.employee_proj.department(
+                return self.json(worker.employee_reader.department(
                     department_id, period, worker.settings.generation))
 
     def period_param(self, request: Request) -> str:
