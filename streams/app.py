@@ -86,7 +86,7 @@ class KpiWorker:
         self.app = faust.App(
             s.app_id,
             version=s.generation,
-            broker=[f"kafka://{b}" for b in s.bootstrap_list],
+            broker=[f"{'kpikafka' if s.fast_path else 'kafka'}://{b}" for b in s.bootstrap_list],
             broker_credentials=self._credentials(),
             store="rocksdb://",
             datadir=str(s.data_dir),

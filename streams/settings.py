@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     session_timeout: float = Field(10.0, gt=0, description="consumer group session timeout, s")
     snapshot_interval: float = Field(1.0, gt=0, le=2.0, description="kpi-employee flush, s")
     alerts: bool = Field(True, description="publish live SLA alerts (off for replays)")
+    fast_path: bool = Field(True, description="deliver fetched batches to agents (fastpath.py)")
     # Kafka security, passed through to every client (Faust/aiokafka and kafka-python).
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
