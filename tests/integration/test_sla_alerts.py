@@ -1,0 +1,71 @@
+"""Live SLA alerts on the embedded broker: warning and breach on time, none when resolved."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from kafka import KafkaConsumer
+
+from schemas.outputs import alert_event_id
+from streams.admin import create_topics
+from streams.broker import EmbeddedBroker
+from tests import factory as f
+from tests.integration.workers import WorkerProc, produce, settings_for, unique_prefix, wait_for
+
+pytestmark = pytest.mark.integration
+
+# A wall-clock P1 target of 0.2 min (12 s) first response and 0.4 min (24 s) resolution.
+FAST = {"P1": {"first_response_minutes": 0.2, "resolution_minutes": 0.4,
+               "business_hours": False}}
+
+
+def test_short_target_warns_then_breaches_and_resolved_one_stays_quiet(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    prefix = unique_prefix()
+    create_topics(settings_for(broker, prefix))
+    now = datetime.now(UTC)
+    produce(broker, prefix, [f.order((now - timedelta(days=1)).isoformat(),
+                                     effective_from=(now - timedelta(days=2)).date().isoformat(),
+                                     sla_targets=FAST)])
+    w = WorkerProc(broker, prefix, tmp_path / "state", log_path=tmp_path / "worker.log")
+    w.start()
+    try:
+        opened_at = datetime.now(UTC)
+        produce(broker, prefix, [
+            f.opened("t-open", opened_at.isoformat(), "e-1", priority="P1"),
+            f.opened("t-done", opened_at.isoformat(), "e-1", priority="P1"),
+            f.first_response("t-done", (opened_at + timedelta(seconds=2)).isoformat(), "e-1"),
+            f.resolved("t-done", (opened_at + timedelta(seconds=3)).isoformat(), "e-1"),
+        ])
+        consumer = KafkaConsumer(prefix + "sla-alerts", bootstrap_servers=broker.bootstrap,
+                                 auto_offset_reset="earliest", consumer_timeout_ms=1000)
+        alerts: list[tuple[datetime, dict]] = []
+
+        def four_alerts() -> bool:
+            for msg in consumer:
+                alerts.append((datetime.now(UTC), json.loads(msg.value)))
+            return len(alerts) >= 4
+
+        wait_for(four_alerts, timeout=90, what="4 alerts for t-open")
+        consumer.close()
+        kinds = sorted((a["target"], a["type"]) for _, a in alerts)
+        assert kinds == [("first_response", "sla.breached"), ("first_response", "sla.warning"),
+                         ("resolution", "sla.breached"), ("resolution", "sla.warning")]
+        for _, a in alerts:
+            assert a["ticket_id"] == "t-open" and a["priority"] == "P1"
+            assert a["employee_id"] == "e-1" and a["department_id"] == "d-1"
+            assert a["event_id"] == str(alert_event_id("t-open", a["target"], a["type"][4:]))
+            moment = datetime.fromisoformat(a["occurred_at"])
+            target_s = {"first_response": 12, "resolution": 24}[a["target"]]
+            frac = 0.75 if a["type"] == "sla.warning" else 1.0
+            assert abs((moment - opened_at).total_seconds() - target_s * frac) < 0.01
+        ticket = w.get("/tickets/t-open").body
+        assert ticket["sla"]["first_response"]["state"] == "breached"
+        assert w.get("/tickets/t-done").body["sla"]["resolution"]["state"] == "met"
+        assert 'kpi_sla_open_breached_tickets{priority="P1"} 1.0' in w.get("/metrics").body
+    finally:
+        w.stop()
