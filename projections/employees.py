@@ -219,23 +219,30 @@ class EmployeeProjector:
             bonus_scale=scale,
         )
 
-    def department(self, department_id: str, period: Period, generation: int,
-                   employees: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-        """The manager's view: every registered employee of the department and totals."""
-        members = self.roster.employees_of(department_id)
-        items = []
-        for emp in members:
-            c, handled = self.totals(emp, period)
-            items.append((c, handled, self.plan(emp, period)))
+    def detail(self, employee_id: str, period: Period, generation: int) -> dict[str, Any]:
+        """An employee object plus the raw numerators a department total needs."""
+        c, handled = self.totals(employee_id, period)
+        return {"employee": self.employee(employee_id, period, generation),
+                "counters": c.to_list(), "handled": handled,
+                "plan": str(self.plan(employee_id, period))}
+
+    def department_from(self, department_id: str, period: Period, generation: int,
+                        details: list[dict[str, Any]]) -> dict[str, Any]:
+        """The manager's view from each employee's `detail` (gathered from their owners)."""
+        items = [(Counters.from_list(d["counters"]), d["handled"], Decimal(d["plan"]))
+                 for d in details]
         target, goal, _ = self._params(period)
-        objs = employees if employees is not None else [
-            self.employee(e, period, generation) for e in members
-        ]
         return {
             "department_id": department_id,
             "period": period.text,
             "generation": generation,
-            "employees": objs,
+            "employees": [d["employee"] for d in details],
             "totals": department_totals(items, is_month=period.is_month,
                                         calls_per_hour_target=target, sla_goal_pct=goal),
         }
+
+    def department(self, department_id: str, period: Period, generation: int) -> dict[str, Any]:
+        """The manager's view when every member's state is in this store."""
+        details = [self.detail(e, period, generation)
+                   for e in self.roster.employees_of(department_id)]
+        return self.department_from(department_id, period, generation, details)

@@ -25,13 +25,10 @@ import faust
 import orjson
 from faust.types import TP
 from kafka.partitioner.default import murmur2
-from faust.web import Request, Response, View
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from processors.calendar import NormOrder, OrderCatalogue
-from projections.employees import BadPeriod, EmployeeProjector, parse_period
+from projections.employees import EmployeeProjector, Period, parse_period
 from projections.roster import Roster
-from processors.ticket import describe
 from projections.store import BatchKV
 from projections.tickets import TicketProjector, alert_sent_notice
 from streams.fastpath import RecordBatch
@@ -39,6 +36,7 @@ from schemas.decode import Rejection, dead_letter_value, decode
 from schemas.events import Event, NormOrderIssued
 from streams.metrics import Metrics
 from streams.settings import Settings
+from streams.web import register_web
 
 log = logging.getLogger("kpi.worker")
 
@@ -154,7 +152,7 @@ class KpiWorker:
         app.timer(s.snapshot_interval)(self._flush_snapshots)
         if s.alerts:
             app.timer(0.5)(self._fire_alerts)
-        self._register_web()
+        register_web(self)
 
     # -- configuration ----------------------------------------------------------------
 
@@ -436,79 +434,39 @@ class KpiWorker:
         else:
             self.metrics.employee_attainment.labels(*labels).set(obj["attainment_pct"] / 100)
 
-    # -- web ----------------------------------------------------------------------------
+    # -- read side shared by the web views ----------------------------------------------
 
-    def _register_web(self) -> None:
-        app = self.app
-        worker = self
+    def owner_url(self, employee_id: str) -> str | None:
+        """Base URL of the worker owning this employee's partition; None when it is us."""
+        try:
+            url = self.app.router.key_store(self.employees_table.name, employee_id)
+        except KeyError:
+            return None
+        mine = self.app.conf.canonical_url
+        if (url.host, url.port) == (mine.host, mine.port):
+            return None
+        return str(url).rstrip("/")
 
-        def error(view: View, status: int, code: str, detail: str) -> Response:
-            return view.json({"error": code, "detail": detail}, status=status)
-
-        @app.page("/health")
-        class Health(View):
-            async def get(self, request: Request) -> Response:
-                ok, reason = worker.health()
-                body = {"status": "ok" if ok else "unavailable", "reason": reason,
-                        "generation": worker.settings.generation,
-                        "orders": len(worker.cat)}
-                return self.json(body, status=200 if ok else 503)
-
-        @app.page("/metrics")
-        class MetricsView(View):
-            async def get(self, request: Request) -> Response:
-                return self.bytes(generate_latest(worker.metrics.registry),
-                                  content_type=CONTENT_TYPE_LATEST.split(";")[0])
-
-        @app.page("/kpi/employees/{employee_id}")
-        @app.table_route(table=self.employees_table, match_info="employee_id")
-        class EmployeeView(View):
-            async def get(self, request: Request, employee_id: str) -> Response:
-                try:
-                    period = parse_period(worker.period_param(request))
-                except BadPeriod as exc:
-                    return error(self, 400, "bad_period", str(exc))
-                if not worker.employee_reader.known(employee_id):
-                    return error(self, 404, "unknown_employee",
-                                 f"no accepted event names employee {employee_id!r}")
-                return self.json(worker.employee_reader.employee(
-                    employee_id, period, worker.settings.generation))
-
-        @app.page("/tickets/{ticket_id}")
-        @app.table_route(table=self.tickets_table, match_info="ticket_id")
-        class TicketView(View):
-            async def get(self, request: Request, ticket_id: str) -> Response:
-                found = worker.ticket_reader.view(ticket_id)
-                if found is None:
-                    return error(self, 404, "unknown_ticket", f"no event names {ticket_id!r}")
-                return self.json(describe(found[1], worker.cat, worker.live, worker.clock()))
-
-        @app.page("/kpi/departments/{department_id}")
-        class DepartmentView(View):
-            async def get(self, request: Request, department_id: str) -> Response:
-                try:
-                    period = parse_period(worker.period_param(request))
-                except BadPeriod as exc:
-                    return error(self, 400, "bad_period", str(exc))
-                if department_id not in worker.roster.departments():
-                    return error(self, 404, "unknown_department",
-                                 f"no registration names department {department_id!r}")
-                return self.json(worker.employee_reader.department(
-                    department_id, period, worker.settings.generation))
-
-    def period_param(self, request: Request) -> str:
-        q = request.query
-        if "date" in q and "month" in q:
-            raise BadPeriod("give either date or month, not both")
-        if "date" in q:
-            if len(q["date"]) != 10:
-                raise BadPeriod(f"date must be YYYY-MM-DD, got {q['date']!r}")
-            return q["date"]
-        if "month" in q:
-            if len(q["month"]) != 7:
-                raise BadPeriod(f"month must be YYYY-MM, got {q['month']!r}")
-            return q["month"]
-        return self.today()[:7]
+    async def department(self, department_id: str, period: Period,
+                         authorization: str | None = None) -> dict[str, Any]:
+        """The manager's view, gathering employees owned by other workers over HTTP."""
+        details = []
+        for emp in self.roster.employees_of(department_id):
+            url = self.owner_url(emp)
+            if url is None:
+                details.append(self.employee_reader.detail(emp, period,
+                                                           self.settings.generation))
+                continue
+            query = "month" if period.is_month else "date"
+            headers = {"Authorization": authorization} if authorization else {}
+            async with self.app.http_client.get(
+                f"{url}/internal/employees/{emp}?{query}={period.text}", headers=headers
+            ) as resp:
+                if resp.status != 200:
+                    raise RuntimeError(f"owner of {emp} answered {resp.status}")
+                details.append(await resp.json())
+        return self.employee_reader.department_from(department_id, period,
+                                                    self.settings.generation, details)
 
     def health(self) -> tuple[bool, str]:
         if self.broker_error:

@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     session_timeout: float = Field(10.0, gt=0, description="consumer group session timeout, s")
     snapshot_interval: float = Field(1.0, gt=0, le=2.0, description="kpi-employee flush, s")
     alerts: bool = Field(True, description="publish live SLA alerts (off for replays)")
+    auth_enabled: bool = Field(True, description="require bearer tokens on the API")
+    tokens_file: Path = Field(Path(".kpi/tokens.json"), description="hashed API tokens")
     fast_path: bool = Field(True, description="deliver fetched batches to agents (fastpath.py)")
     # Kafka security, passed through to every client (Faust/aiokafka and kafka-python).
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
