@@ -229,6 +229,60 @@ def produce(ctx: click.Context, file: Path) -> None:
         click.echo(f"{len(summary.invalid)} invalid line(s) not sent", err=True)
 
 
+@cli.group()
+def tokens() -> None:
+    """API bearer tokens (only their hashes are stored, in KPI_TOKENS_FILE)."""
+
+
+@tokens.command("add")
+@click.option("--role", required=True, type=click.Choice(["employee", "manager", "operations",
+                                                           "metrics"]))
+@click.option("--employee", "employee_id", help="The employee an employee token may read.")
+@click.option("--department", "departments", multiple=True,
+              help="A department a manager token may read (repeatable).")
+@click.option("--label", default="", help="A note for `kpi tokens list`.")
+@click.pass_context
+def tokens_add(ctx: click.Context, role: str, employee_id: str | None,
+               departments: tuple[str, ...], label: str) -> None:
+    """Create a token and print it once."""
+    from streams.auth import TokenError, TokenStore
+
+    store = TokenStore(_settings(ctx).tokens_file)
+    try:
+        token, rec = store.add(role, employee_id=employee_id,  # type: ignore[arg-type]
+                               departments=list(departments), label=label)
+    except TokenError as exc:
+        _fail(str(exc))
+    click.echo(token)
+    click.echo(f"id {rec.id}, role {rec.role}: store it now, it is not shown again", err=True)
+
+
+@tokens.command("list")
+@click.pass_context
+def tokens_list(ctx: click.Context) -> None:
+    """List tokens (ids, roles, scopes; never the tokens themselves)."""
+    from streams.auth import TokenStore
+
+    for r in TokenStore(_settings(ctx).tokens_file).list():
+        scope = r.employee_id or ",".join(r.departments) or "*"
+        state = f"revoked {r.revoked_at}" if r.revoked_at else "active"
+        click.echo(f"{r.id}  {r.role:<10}  {scope:<20}  {r.created_at}  {state}  {r.label}")
+
+
+@tokens.command("revoke")
+@click.argument("token_id")
+@click.pass_context
+def tokens_revoke(ctx: click.Context, token_id: str) -> None:
+    """Revoke a token by id; workers stop accepting it at once."""
+    from streams.auth import TokenError, TokenStore
+
+    try:
+        TokenStore(_settings(ctx).tokens_file).revoke(token_id)
+    except TokenError as exc:
+        _fail(str(exc))
+    click.echo(f"revoked {token_id}")
+
+
 @cli.command()
 @click.option("--employees", default=30, show_default=True, type=click.IntRange(1, 10000))
 @click.option("--rate", default=15.0, show_default=True, type=click.FloatRange(0.1, 10000))
@@ -243,6 +297,7 @@ def dev(ctx: click.Context, employees: int, rate: float, port: int, web_port: in
     s = _settings(ctx).model_copy(update={"brokers": f"127.0.0.1:{port}",
                                           "web_port": web_port})
     env = {**os.environ, "KPI_BROKERS": s.brokers, "KPI_WEB_PORT": str(web_port),
+           "KPI_AUTH_ENABLED": "false",
            "KPI_DATA_DIR": str(s.data_dir), "KPI_TOPIC_PREFIX": s.topic_prefix}
     broker_proc: EmbeddedBroker | None = None
     procs: list[subprocess.Popen[bytes]] = []
@@ -269,7 +324,8 @@ def dev(ctx: click.Context, employees: int, rate: float, port: int, web_port: in
             stdout=subprocess.DEVNULL))
         base = f"http://127.0.0.1:{web_port}"
         click.echo("")
-        click.echo("kpi dev: authentication is OFF in this demo")
+        click.echo("kpi dev: authentication is OFF in this demo (KPI_AUTH_ENABLED=false); "
+                   "a real worker requires bearer tokens (kpi tokens add)")
         click.echo(f"  health   {base}/health")
         click.echo(f"  metrics  {base}/metrics")
         click.echo(f"  employee {base}/kpi/employees/e-001?date={date.today().isoformat()}")

@@ -82,6 +82,7 @@ class WorkerProc:
             "KPI_WEB_PORT": str(self.web_port),
             "KPI_SESSION_TIMEOUT": "6",
             "KPI_PARTITIONS": "2",
+            "KPI_AUTH_ENABLED": "false",
             **self.extra_env,
         }
 
