@@ -81,6 +81,10 @@ class Pipeline:
             queue.extend(out.notices)
 
     def apply_all(self, events: Iterable[Event]) -> Pipeline:
+        """Fold events in order; a replay (live=False) knows every order from the start."""
+        if not self.live:
+            events = list(events)
+            self.load_orders(events)
         for ev in events:
             self.apply(ev)
         return self

@@ -1,0 +1,84 @@
+"""SLA clock arithmetic: elapsed business or wall-clock time, and when a budget runs out."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta
+from decimal import ROUND_CEILING, Decimal
+
+from processors.calendar import OrderCatalogue
+
+_ONE_DAY = timedelta(days=1)
+_US = Decimal("0.000001")
+
+
+def _seconds(td: timedelta) -> Decimal:
+    """Exact seconds of a timedelta (integer microseconds, no float)."""
+    us = (td.days * 86400 + td.seconds) * 1_000_000 + td.microseconds
+    return Decimal(us) * _US
+
+
+def _micros(seconds: Decimal) -> timedelta:
+    """A timedelta of at least `seconds` (rounded up to the microsecond: 'reached')."""
+    return timedelta(microseconds=int((seconds / _US).to_integral_value(ROUND_CEILING)))
+
+
+def wall_seconds(start: datetime, end: datetime) -> Decimal:
+    return _seconds(end - start) if end > start else Decimal(0)
+
+
+def _local_days(start: datetime, end: datetime, cat: OrderCatalogue) -> Iterable[date]:
+    """Every local date that [start, end) touches, with a day of slack each side."""
+    tz = cat.zone_at(start, None)
+    d = start.astimezone(tz).date() - _ONE_DAY
+    last = end.astimezone(tz).date() + _ONE_DAY
+    while d <= last:
+        yield d
+        d += _ONE_DAY
+
+
+def business_seconds(start: datetime, end: datetime, cat: OrderCatalogue, live: bool) -> Decimal:
+    """Seconds of [start, end) inside working hours, each day by its own order."""
+    if end <= start:
+        return Decimal(0)
+    total = Decimal(0)
+    for d in _local_days(start, end, cat):
+        w = cat.day_window(d, live)
+        if w is None:
+            continue
+        a, b = max(start, w[0]), min(end, w[1])
+        if b > a:
+            total += _seconds(b - a)
+    return total
+
+
+def elapsed_seconds(intervals: Iterable[tuple[datetime, datetime]], business_hours: bool,
+                    cat: OrderCatalogue, live: bool) -> Decimal:
+    """The summed running time of a clock's intervals."""
+    total = Decimal(0)
+    for a, b in intervals:
+        total += business_seconds(a, b, cat, live) if business_hours else wall_seconds(a, b)
+    return total
+
+
+def due_at(running_from: datetime, remaining_seconds: Decimal, business_hours: bool,
+           cat: OrderCatalogue, live: bool, *, horizon_days: int = 400) -> datetime | None:
+    """The earliest instant at which `remaining_seconds` more will have elapsed."""
+    if remaining_seconds <= 0:
+        return running_from
+    if not business_hours:
+        return running_from + _micros(remaining_seconds)
+    left = remaining_seconds
+    tz = cat.zone_at(running_from, None)
+    d = running_from.astimezone(tz).date() - _ONE_DAY
+    for _ in range(horizon_days):
+        w = cat.day_window(d, live)
+        d += _ONE_DAY
+        if w is None or w[1] <= running_from:
+            continue
+        a = max(running_from, w[0])
+        avail = _seconds(w[1] - a)
+        if avail >= left:
+            return a + _micros(left)
+        left -= avail
+    return None

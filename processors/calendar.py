@@ -1,0 +1,200 @@
+"""Norm orders, the order in force, calendars and plans (contract rules 1 and 4)."""
+
+from __future__ import annotations
+
+import calendar as _cal
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from schemas.events import NormOrderIssued, SlaTarget
+
+_UTC_ZONE = ZoneInfo("UTC")
+
+
+@dataclass(frozen=True, slots=True)
+class NormOrder:
+    """One director's norm order: a whole catalogue, never a patch."""
+
+    order_id: str
+    number: int
+    issued_at: datetime
+    effective_from: date
+    decision_weights: Mapping[str, Decimal]
+    daily_plan_minutes: Decimal
+    sla_goal_pct: Decimal
+    sla_targets: Mapping[str, SlaTarget]
+    calls_per_hour_target: Decimal
+    bonus_scale: Mapping[str, Decimal]
+    tz: ZoneInfo
+    workdays: frozenset[int]
+    work_start: time
+    work_end: time | None  # None: "24:00", the end of the day
+    holidays: frozenset[date]
+    extra_workdays: frozenset[date]
+
+    @classmethod
+    def from_event(cls, ev: NormOrderIssued) -> NormOrder:
+        c = ev.calendar
+        return cls(
+            order_id=ev.order_id,
+            number=ev.number,
+            issued_at=ev.occurred_at,
+            effective_from=ev.effective_from,
+            decision_weights=dict(ev.decision_weights),
+            daily_plan_minutes=ev.daily_plan_minutes,
+            sla_goal_pct=ev.sla_goal_pct,
+            sla_targets=dict(ev.sla_targets),
+            calls_per_hour_target=ev.calls_per_hour_target,
+            bonus_scale=dict(ev.bonus_scale),
+            tz=ZoneInfo(c.timezone),
+            workdays=frozenset(c.workdays),
+            work_start=_hhmm(c.work_start) or time(0),
+            work_end=_hhmm(c.work_end),
+            holidays=frozenset(c.holidays),
+            extra_workdays=frozenset(c.extra_workdays),
+        )
+
+    def with_issued_at(self, issued_at: datetime) -> NormOrder:
+        """The same order, as if issued at another instant (a replay's cutoff)."""
+        return replace(self, issued_at=issued_at)
+
+    def is_working_day(self, d: date) -> bool:
+        """A workdays weekday that is no holiday, or an extra workday (which wins)."""
+        if d in self.extra_workdays:
+            return True
+        return d.isoweekday() in self.workdays and d not in self.holidays
+
+    def working_window(self, d: date) -> tuple[datetime, datetime] | None:
+        """[work_start, work_end) of local day d as aware UTC instants; None if not working.
+
+        Local times are resolved by zoneinfo's fold=0 rule: a start inside a spring-forward
+        gap moves forward with the clock, an ambiguous autumn time takes its first instance.
+        """
+        if not self.is_working_day(d):
+            return None
+        start = datetime.combine(d, self.work_start, self.tz).astimezone(UTC)
+        if self.work_end is None:
+            end = datetime.combine(d + timedelta(days=1), time(0), self.tz).astimezone(UTC)
+        else:
+            end = datetime.combine(d, self.work_end, self.tz).astimezone(UTC)
+        if end <= start:
+            return None
+        return start, end
+
+    def day_plan(self, d: date, absent: bool) -> Decimal:
+        if absent or not self.is_working_day(d):
+            return Decimal(0)
+        return self.daily_plan_minutes
+
+    def bonus_step(self, points: Decimal) -> Decimal | None:
+        """The scale value of the greatest key (compared as numbers) not above `points`."""
+        best: tuple[Decimal, Decimal] | None = None
+        for k, v in self.bonus_scale.items():
+            try:
+                kn = Decimal(k)
+            except ArithmeticError:
+                continue
+            if kn <= points and (best is None or kn > best[0]):
+                best = (kn, v)
+        return best[1] if best else None
+
+
+def _hhmm(text: str) -> time | None:
+    h, m = int(text[:2]), int(text[3:5])
+    if h == 24:
+        return None
+    return time(h, m)
+
+
+def _end_of_day(d: date, tz: ZoneInfo) -> datetime:
+    """The first instant of the day after d in zone tz."""
+    return datetime.combine(d + timedelta(days=1), time(0), tz)
+
+
+class OrderCatalogue:
+    """Every known order; answers "which order is in force" for live and replay views.
+
+    A view is `issued_by`: None means every order counts as issued at the start (replay);
+    an instant means only orders issued at or before it count (live, rule 1).
+    """
+
+    def __init__(self) -> None:
+        self._orders: dict[str, NormOrder] = {}
+        self._sorted: list[NormOrder] = []
+        self._day_cache: dict[tuple[date, bool], NormOrder | None] = {}
+
+    def __len__(self) -> int:
+        return len(self._orders)
+
+    @property
+    def orders(self) -> list[NormOrder]:
+        return list(self._sorted)
+
+    def add(self, order: NormOrder) -> bool:
+        """Add or replace (same order_id) an order; True when anything changed."""
+        if self._orders.get(order.order_id) == order:
+            return False
+        self._orders[order.order_id] = order
+        # Greatest effective_from first; ties go to the greater number.
+        self._sorted = sorted(self._orders.values(),
+                              key=lambda o: (o.effective_from, o.number), reverse=True)
+        self._day_cache.clear()
+        return True
+
+    def in_force(self, d: date, issued_by: datetime | None) -> NormOrder | None:
+        """The order with the greatest effective_from not after d (tie: greater number)."""
+        for o in self._sorted:
+            if o.effective_from <= d and (issued_by is None or o.issued_at <= issued_by):
+                return o
+        return None
+
+    def zone_at(self, instant: datetime, issued_by: datetime | None) -> ZoneInfo:
+        """The zone of the order in force at an instant; before any, the earliest's zone."""
+        visible = [o for o in self._sorted if issued_by is None or o.issued_at <= issued_by]
+        if not visible:
+            visible = self._sorted
+        if not visible:
+            return _UTC_ZONE
+        for o in visible:
+            if o.effective_from <= instant.astimezone(o.tz).date():
+                return o.tz
+        return min(visible, key=lambda o: (o.effective_from, o.number)).tz
+
+    def local_date(self, instant: datetime, issued_by: datetime | None) -> date:
+        return instant.astimezone(self.zone_at(instant, issued_by)).date()
+
+    def day_order(self, d: date, live: bool) -> NormOrder | None:
+        """The order governing day d's plan and calendar (live: issued by the day's end)."""
+        key = (d, live)
+        if key in self._day_cache:
+            return self._day_cache[key]
+        found = None
+        for o in self._sorted:
+            if o.effective_from <= d and (not live or o.issued_at < _end_of_day(d, o.tz)):
+                found = o
+                break
+        self._day_cache[key] = found
+        return found
+
+    def day_plan(self, d: date, absent: bool, live: bool) -> Decimal:
+        o = self.day_order(d, live)
+        return o.day_plan(d, absent) if o is not None else Decimal(0)
+
+    def month_plan(self, year: int, month: int, absent_days: Collection[date],
+                   live: bool) -> Decimal:
+        total = Decimal(0)
+        for day in range(1, _cal.monthrange(year, month)[1] + 1):
+            d = date(year, month, day)
+            total += self.day_plan(d, d in absent_days, live)
+        return total
+
+    def month_order(self, year: int, month: int, live: bool) -> NormOrder | None:
+        """The order in force on the month's last day: calls target, goal, bonus scale."""
+        return self.day_order(date(year, month, _cal.monthrange(year, month)[1]), live)
+
+    def day_window(self, d: date, live: bool) -> tuple[datetime, datetime] | None:
+        o = self.day_order(d, live)
+        return o.working_window(d) if o is not None else None
