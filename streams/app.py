@@ -82,7 +82,8 @@ class KpiWorker:
         self._dirty: set[tuple[str, str]] = set()
         self._prefix_len = len(s.topic_prefix)
         self.app = faust.App(
-            s.app_id,
+            # The topic prefix isolates tenants: group, changelogs and local state too.
+            f"{s.topic_prefix}{s.app_id}",
             version=s.generation,
             broker=[f"{'kpikafka' if s.fast_path else 'kafka'}://{b}" for b in s.bootstrap_list],
             broker_credentials=self._credentials(),
@@ -124,13 +125,12 @@ class KpiWorker:
         self.snapshots = app.topic(s.topic("kpi-employee"), **raw)
         self.alerts_out = app.topic(s.topic("sla-alerts"), **raw)
         self.dead_letters = app.topic(s.topic("dead-letters"), **raw)
-        table_opts = {"driver": "rocksdict"}
-        self.tickets_table = app.Table("tickets", partitions=s.partitions, options=table_opts,
-                                       **raw)
-        self.employees_table = app.Table("employees", partitions=s.partitions,
-                                         options=table_opts, **raw)
-        self.timers_table = app.Table("alert-timers", partitions=s.partitions,
-                                      options=table_opts, **raw)
+        # str keys and bytes values use Faust's raw codec: we serialize values ourselves.
+        table_opts: dict[str, Any] = {"partitions": s.partitions, "key_type": str,
+                                      "value_type": bytes, "options": {"driver": "rocksdict"}}
+        self.tickets_table = app.Table("tickets", **table_opts)
+        self.employees_table = app.Table("employees", **table_opts)
+        self.timers_table = app.Table("alert-timers", **table_opts)
         self.ticket_kv = BatchKV(TableKV(self.tickets_table))
         self.timers_kv = BatchKV(TableKV(self.timers_table))
         self.employee_kv = BatchKV(TableKV(self.employees_table))
