@@ -56,9 +56,10 @@ def order(occurred_at: str = "2026-10-01T10:00:00+03:00", **over: Any) -> dict[s
 def opened(ticket: str, at: str, emp: str = "e-1", *, decisions: list[str] | None = None,
            origin: str = "manual", priority: str = "P3", dept: str = "d-1",
            **over: Any) -> dict[str, Any]:
-    return raw("ticket.opened", at, ticket_id=ticket, employee_id=emp, department_id=dept,
-               line=1, priority=priority, channel="call", origin=origin, customer_id="c-1",
-               decisions=decisions or [], **over)
+    body: dict[str, Any] = {"ticket_id": ticket, "employee_id": emp, "department_id": dept,
+                            "line": 1, "priority": priority, "channel": "call",
+                            "origin": origin, "customer_id": "c-1", "decisions": decisions or []}
+    return raw("ticket.opened", at, **{**body, **over})
 
 
 def added(ticket: str, at: str, emp: str, decisions: list[str]) -> dict[str, Any]:

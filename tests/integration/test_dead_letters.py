@@ -14,6 +14,7 @@ from streams.broker import EmbeddedBroker
 from tests import factory as f
 from tests.integration.workers import (
     WorkerProc,
+    metric,
     produce,
     produce_raw,
     settings_for,
@@ -81,29 +82,32 @@ def test_invalid_messages_go_to_dead_letters_and_valid_ones_count_once(
 
         letters = _dead_letters(broker, prefix + "dead-letters", len(cases))
         assert len(letters) == len(cases)
-        by_value = {(d["value"], d["value_encoding"]): d for d in letters}
+        by_value = {(d["value"], d["value_encoding"], d["key"]): d for d in letters}
         for key, value, reason in cases:
             try:
                 text, enc = value.decode(), "text"
             except UnicodeDecodeError:
                 text, enc = base64.b64encode(value).decode(), "base64"
-            d = by_value[(text, enc)]
+            d = by_value[(text, enc, key.decode() if key is not None else None)]
             assert d["reason"] == reason, (value, d)
             assert d["type"] == "dead_letter" and d["topic"] == "tickets"
-            assert d["key"] == (key.decode() if key is not None else None)
             assert isinstance(d["offset"], int) and isinstance(d["partition"], int)
             assert d["detail"]
 
         def counted() -> bool:
             m = w.get("/metrics").body
-            return ('kpi_events_total{topic="tickets",type="ticket.opened"} 1.0' in m
-                    and 'kpi_events_total{topic="calls",type="call.completed"} 1.0' in m)
+            return (metric(m, "kpi_events_total", topic="tickets", type="ticket.opened") == 1.0
+                    and metric(m, "kpi_events_total", topic="calls",
+                               type="call.completed") == 1.0)
 
         wait_for(counted, what="valid events counted once")
         day = w.get("/kpi/employees/e-1?date=2026-11-02").body
         assert day["kpi_minutes"] == 6.0 and day["calls"]["answered"] == 1
         metrics = w.get("/metrics").body
-        assert 'kpi_dead_letters_total{topic="tickets",reason="naive_timestamp"} 1.0' in metrics
+        assert metric(metrics, "kpi_dead_letters_total", topic="tickets",
+                      reason="naive_timestamp") == 1.0
+        assert metric(metrics, "kpi_dead_letters_total", topic="tickets",
+                      reason="invalid_value") == 3.0
         assert w.get("/health").status == 200  # the worker kept running
     finally:
         w.stop()

@@ -10,7 +10,7 @@ import pytest
 from streams.admin import create_topics
 from streams.broker import EmbeddedBroker
 from tests import factory as f
-from tests.integration.workers import WorkerProc, produce, settings_for, unique_prefix, wait_for
+from tests.integration.workers import WorkerProc, metric, produce, settings_for, unique_prefix, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +43,7 @@ def test_ticket_opened_reaches_the_api(worker: WorkerProc, broker: EmbeddedBroke
     month = worker.get("/kpi/employees/e-1?month=2026-11").body
     assert month["department_id"] == "d-1" and month["plan_minutes"] == 9600
     metrics = worker.get("/metrics").body
-    assert 'kpi_events_total{topic="tickets",type="ticket.opened"} 1.0' in metrics
+    assert metric(metrics, "kpi_events_total", topic="tickets", type="ticket.opened") == 1.0
     assert worker.get("/health").body["status"] == "ok"
 
 

@@ -150,3 +150,14 @@ def produce_raw(broker: EmbeddedBroker, topic: str, key: bytes | None, value: by
     producer.send(topic, key=key, value=value)
     producer.flush()
     producer.close()
+
+
+def metric(text: str, name: str, **labels: str) -> float | None:
+    """The value of one sample in Prometheus text, whatever the label order; None if absent."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return None
