@@ -46,7 +46,7 @@ class NormOrder:
             decision_weights=dict(ev.decision_weights),
             daily_plan_minutes=ev.daily_plan_minutes,
             sla_goal_pct=ev.sla_goal_pct,
-            sla_targets=dict(ev.sla_targets),
+            sla_targets={str(k): v for k, v in ev.sla_targets.items()},
             calls_per_hour_target=ev.calls_per_hour_target,
             bonus_scale=dict(ev.bonus_scale),
             tz=ZoneInfo(c.timezone),

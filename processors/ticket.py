@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -21,7 +21,7 @@ from processors.counters import Counters
 from schemas.events import Event
 from schemas.topics import topic_for_type
 
-UTC = timezone.utc
+UTC = UTC
 
 # Ties at one instant go by type in this order (contract, "Time order").
 TYPE_RANK: dict[str, int] = {
@@ -44,7 +44,10 @@ TYPE_RANK: dict[str, int] = {
 TICKET_TYPES = frozenset(TYPE_RANK)
 # Duplicates are judged per topic (contract, "Duplicates"), so entries know their topic.
 TOPIC_OF_TYPE: dict[str, str] = {t: topic_for_type(t).name for t in TYPE_RANK}
-THRESHOLDS: tuple[tuple[str, Decimal], ...] = (("warning", Decimal("0.75")), ("breached", Decimal(1)))
+THRESHOLDS: tuple[tuple[str, Decimal], ...] = (
+    ("warning", Decimal("0.75")),
+    ("breached", Decimal(1)),
+)
 # Payload fields the fold needs, per type; the rest of an event is not kept in state.
 _KEEP: dict[str, tuple[str, ...]] = {
     "ticket.opened": (

@@ -64,7 +64,7 @@ class RocksKV:
 
     def get(self, key: str) -> bytes | None:
         value = self._db.get(key.encode())
-        return bytes(value) if value is not None else None
+        return bytes(value) if isinstance(value, bytes | bytearray) else None
 
     def put(self, key: str, value: bytes) -> None:
         self._db.put(key.encode(), value)
@@ -74,7 +74,7 @@ class RocksKV:
 
     def keys(self) -> Iterator[str]:
         for k in self._db.keys():
-            yield bytes(k).decode()
+            yield k.decode() if isinstance(k, bytes) else str(k)
 
     def __len__(self) -> int:
         return sum(1 for _ in self._db.keys())

@@ -18,7 +18,6 @@ from typing import Any
 import orjson
 
 from processors.calendar import OrderCatalogue
-from processors.counters import Counters
 from processors.ticket import TOPIC_OF_TYPE, Entry, TicketView, fold
 from schemas.events import Event
 from schemas.outputs import alert_event_id
@@ -231,8 +230,9 @@ class TicketProjector:
         out: list[tuple[str, bytes]] = []
         if st.notice is not None and (want is None or want[0] != st.notice[0]):
             out.append((st.notice[0], merge_notice(ticket_id, st.notice[0], None)))
-        if want is not None:
-            out.append((want[0], merge_notice(ticket_id, want[0], v.clock_start)))
+        if v.absorbed_into is not None:
+            into = v.absorbed_into
+            out.append((into, merge_notice(ticket_id, into, v.clock_start)))
         st.notice = want
         return out
 
@@ -245,8 +245,9 @@ class TicketProjector:
         out = TicketOutput()
         out.facts = [(emp, _fact(ticket_id, st.version, items)) for emp, items in by_emp.items()]
         if st.notice is not None:
+            into: str = st.notice[0]
             start = datetime.fromisoformat(st.notice[1]) if st.notice[1] else None
-            out.notices.append((st.notice[0], merge_notice(ticket_id, st.notice[0], start)))
+            out.notices.append((into, merge_notice(ticket_id, into, start)))
         return out
 
 

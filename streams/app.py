@@ -31,9 +31,9 @@ from projections.employees import EmployeeProjector, Period, parse_period
 from projections.roster import Roster
 from projections.store import BatchKV
 from projections.tickets import TicketProjector, alert_sent_notice
-from streams.fastpath import RecordBatch
 from schemas.decode import Rejection, dead_letter_value, decode
 from schemas.events import Event, NormOrderIssued
+from streams.fastpath import RecordBatch
 from streams.metrics import Metrics
 from streams.settings import Settings
 from streams.web import register_web
@@ -48,7 +48,7 @@ GLOBAL_INPUTS = ("norm-orders", "roster")
 class TableKV:
     """A Faust table (raw keys and values) behind the projectors' KV interface."""
 
-    def __init__(self, table: faust.Table) -> None:
+    def __init__(self, table: Any) -> None:
         self.table = table
 
     def get(self, key: str) -> bytes | None:
@@ -112,7 +112,7 @@ class KpiWorker:
             loghandlers=[],
         )
         app = self.app
-        raw = {"key_serializer": "raw", "value_serializer": "raw"}
+        raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
         self.ticket_topic_names = [s.topic(t) for t in TICKET_INPUTS]
         self.notices_name = s.internal_topic("ticket-notices")
         self.facts_name = s.internal_topic("employee-facts")
@@ -475,7 +475,7 @@ class KpiWorker:
             return False, "loading norm orders and roster"
         if self.app.rebalancing:
             return False, "rebalancing"
-        if not self.app.tables.recovery.completed.is_set():
+        if not self.app.tables.recovery.completed.is_set():  # type: ignore[attr-defined]
             return False, "recovering tables"
         if not self.app.consumer.assignment():
             return False, "no partitions assigned yet"

@@ -39,9 +39,7 @@ class RecordBatch:
 class BatchingConsumer(_aiokafka.Consumer):
     """The aiokafka consumer, delivering one message per fetched topic-partition chunk."""
 
-    async def getmany(  # type: ignore[override]
-        self, timeout: float
-    ) -> AsyncIterator[tuple[TP, Message]]:
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:
         """Yield (tp, batch message) for each partition's chunk of one fetch."""
         records, active_partitions = await self._wait_next_records(timeout)
         generation_id = self.app.consumer_generation_id
@@ -62,7 +60,7 @@ class BatchingConsumer(_aiokafka.Consumer):
             self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
             messages = [to_message(tp, r) for r in chunk]
             batch = to_message(tp, chunk[-1])
-            batch.value = RecordBatch(messages)
+            batch.value = RecordBatch(messages)  # type: ignore[assignment]
             batch.key = None
             yield tp, batch
 
@@ -79,7 +77,7 @@ class BatchingConsumer(_aiokafka.Consumer):
                 if self.should_stop:
                     break
                 async for tp, batch in self.getmany(timeout=1.0):
-                    records = batch.value.records
+                    records = cast(RecordBatch, batch.value).records
                     first, last = records[0].offset, records[-1].offset
                     r_offset = read_offset[tp]
                     if r_offset is not None and last < r_offset:

@@ -167,7 +167,7 @@ def openapi_document() -> dict[str, Any]:
                                          Health, Error)],
         ref_template="#/components/schemas/{model}",
     )
-    bearer = [{"bearer": []}]
+    bearer: list[dict[str, list[str]]] = [{"bearer": []}]
     return {
         "openapi": "3.1.0",
         "info": {"title": "kpi-engine", "version": "1",

@@ -134,7 +134,7 @@ def register_web(worker: KpiWorker) -> None:
     class Employee(ApiView):
         params = frozenset({"date", "month"})
 
-        @app.table_route(table=worker.employees_table, match_info="employee_id")
+        @app.table_route(table=worker.employees_table, match_info="employee_id")  # type: ignore[arg-type]
         async def get(self, request: Request, employee_id: str) -> Response:
             period = self.period(request)
             reader = worker.employee_reader
@@ -164,7 +164,7 @@ def register_web(worker: KpiWorker) -> None:
 
         params = frozenset({"date", "month"})
 
-        @app.table_route(table=worker.employees_table, match_info="employee_id")
+        @app.table_route(table=worker.employees_table, match_info="employee_id")  # type: ignore[arg-type]
         async def get(self, request: Request, employee_id: str) -> Response:
             period = self.period(request)
             require(request, lambda p: p.may_read_employee(
@@ -173,7 +173,7 @@ def register_web(worker: KpiWorker) -> None:
 
     @app.page("/tickets/{ticket_id}")
     class Ticket(ApiView):
-        @app.table_route(table=worker.tickets_table, match_info="ticket_id")
+        @app.table_route(table=worker.tickets_table, match_info="ticket_id")  # type: ignore[arg-type]
         async def get(self, request: Request, ticket_id: str) -> Response:
             require(request, lambda p: p.may_read_tickets())
             found = worker.ticket_reader.view(ticket_id)

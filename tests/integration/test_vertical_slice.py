@@ -10,7 +10,14 @@ import pytest
 from streams.admin import create_topics
 from streams.broker import EmbeddedBroker
 from tests import factory as f
-from tests.integration.workers import WorkerProc, metric, produce, settings_for, unique_prefix, wait_for
+from tests.integration.workers import (
+    WorkerProc,
+    metric,
+    produce,
+    settings_for,
+    unique_prefix,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 

@@ -87,7 +87,7 @@ class WorkerProc:
         }
 
     def start(self, wait_healthy: bool = True) -> WorkerProc:
-        log = open(self.log_path or os.devnull, "ab")  # noqa: SIM115
+        log = open(self.log_path or os.devnull, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "streams.cli", "worker"], env=self.env(),
             stdout=log, stderr=subprocess.STDOUT,
