@@ -62,6 +62,17 @@ class TableKV:
         self.table.pop(key, None)
 
 
+def _set_or_remove(gauge: Any, labels: tuple[str, ...], value: float | None) -> None:
+    """A gauge sample is absent, not zero, when its figure is null."""
+    if value is not None:
+        gauge.labels(*labels).set(value)
+        return
+    try:
+        gauge.remove(*labels)
+    except KeyError:
+        pass
+
+
 def _snapshot_id() -> str:
     return str(uuid.uuid4())
 
@@ -80,6 +91,8 @@ class KpiWorker:
         self.loaded = asyncio.Event()
         self.broker_error: str | None = None
         self._dirty: set[tuple[str, str]] = set()
+        self._seen_employees: set[str] = set()
+        self._gauge_labels: dict[str, tuple[str, str]] = {}
         self._prefix_len = len(s.topic_prefix)
         self.app = faust.App(
             # The topic prefix isolates tenants: group, changelogs and local state too.
@@ -150,6 +163,7 @@ class KpiWorker:
         app.agent(self.orders_topic, name="norm-orders")(self._orders_agent)
         app.task(self._load_global_state)
         app.timer(s.snapshot_interval)(self._flush_snapshots)
+        app.timer(s.gauge_interval)(self._refresh_gauges)
         if s.alerts:
             app.timer(0.5)(self._fire_alerts)
         register_web(self)
@@ -272,6 +286,7 @@ class KpiWorker:
                     continue
                 self._observe(msg, ev, topic)
                 emp = ev.employee_id  # type: ignore[attr-defined]
+            self._seen_employees.add(emp)
             for d in days:
                 self._dirty.add((emp, d.isoformat()))
                 self._dirty.add((emp, d.isoformat()[:7]))
@@ -412,7 +427,6 @@ class KpiWorker:
         if not self._dirty:
             return
         dirty, self._dirty = self._dirty, set()
-        today = self.today()
         gen = self.settings.generation
         for emp, period in sorted(dirty):
             obj = self.employee_reader.employee(emp, parse_period(period), gen)
@@ -420,19 +434,38 @@ class KpiWorker:
                     "emitted_at": self.clock().isoformat(), **obj}
             await self.snapshots.send(key=emp.encode(), value=orjson.dumps(snap))
             self.metrics.snapshots.inc()
-            if period == today:
-                self._set_today_gauges(obj)
 
-    def _set_today_gauges(self, obj: dict[str, Any]) -> None:
-        labels = (obj["employee_id"], obj["department_id"] or "")
-        self.metrics.employee_minutes.labels(*labels).set(obj["kpi_minutes"])
-        if obj["attainment_pct"] is None:
-            try:
-                self.metrics.employee_attainment.remove(*labels)
-            except KeyError:
-                pass
-        else:
-            self.metrics.employee_attainment.labels(*labels).set(obj["attainment_pct"] / 100)
+    async def _refresh_gauges(self) -> None:
+        """Per-employee gauges for the employees this worker owns, and only those.
+
+        Recomputed on a timer rather than on change, so that "today" rolls over at
+        midnight and gauges of partitions that moved away disappear (sums across workers
+        stay right).
+        """
+        if not self.loaded.is_set() or self.app.rebalancing:
+            return
+        today = self.today()
+        day, month = parse_period(today), parse_period(today[:7])
+        gen = self.settings.generation
+        facts = self.facts_name
+        wanted: dict[str, tuple[str, str]] = {}
+        m = self.metrics
+        for emp in sorted(set(self.roster.employees()) | self._seen_employees):
+            if not self.owns(facts, emp) or not self.employee_reader.known(emp):
+                continue
+            labels = (emp, self.roster.department_of(emp) or "")
+            wanted[emp] = labels
+            d = self.employee_reader.employee(emp, day, gen)
+            mo = self.employee_reader.employee(emp, month, gen)
+            m.employee_minutes.labels(*labels).set(d["kpi_minutes"])
+            _set_or_remove(m.employee_attainment, labels,
+                           None if d["attainment_pct"] is None else d["attainment_pct"] / 100)
+            _set_or_remove(m.employee_bonus, labels, mo["bonus"]["bonus_pct"])
+        for emp, labels in self._gauge_labels.items():
+            if wanted.get(emp) != labels:
+                for g in (m.employee_minutes, m.employee_attainment, m.employee_bonus):
+                    _set_or_remove(g, labels, None)
+        self._gauge_labels = wanted
 
     # -- read side shared by the web views ----------------------------------------------
 

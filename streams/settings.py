@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     generation: int = Field(1, ge=1, description="projection generation this worker builds")
     session_timeout: float = Field(10.0, gt=0, description="consumer group session timeout, s")
     snapshot_interval: float = Field(1.0, gt=0, le=2.0, description="kpi-employee flush, s")
+    gauge_interval: float = Field(5.0, gt=0, description="per-employee gauge refresh, s")
     alerts: bool = Field(True, description="publish live SLA alerts (off for replays)")
     auth_enabled: bool = Field(True, description="require bearer tokens on the API")
     tokens_file: Path = Field(Path(".kpi/tokens.json"), description="hashed API tokens")

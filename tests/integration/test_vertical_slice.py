@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -61,3 +62,17 @@ def test_unknown_employee_and_bad_dates(worker: WorkerProc) -> None:
         r = worker.get(f"/kpi/employees/nobody?{bad}")
         assert r.status == 400, bad
         assert set(r.body) == {"error", "detail"}
+
+
+def test_today_gauges(worker: WorkerProc, broker: EmbeddedBroker) -> None:
+    now = datetime.now(UTC)
+    produce(broker, worker.prefix, [
+        f.registered("e-7", "d-7"),
+        f.opened("t-now", now.isoformat(), "e-7", decisions=["reactivation"]),
+    ])
+
+    def minutes() -> float | None:
+        return metric(worker.get("/metrics").body, "kpi_employee_minutes",
+                      employee_id="e-7", department_id="d-7")
+
+    assert wait_for(minutes, what="e-7's gauge") == 12.5
