@@ -301,6 +301,11 @@ def dev(ctx: click.Context, employees: int, rate: float, port: int, web_port: in
            "KPI_DATA_DIR": str(s.data_dir), "KPI_TOPIC_PREFIX": s.topic_prefix}
     broker_proc: EmbeddedBroker | None = None
     procs: list[subprocess.Popen[bytes]] = []
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # SIGTERM stops the demo as cleanly as Ctrl-C
+
+    signal.signal(signal.SIGTERM, on_term)
     try:
         if port_open("127.0.0.1", port) and metadata_ready(s.brokers, 3.0):
             click.echo(f"using the broker already answering on {s.brokers}")

@@ -93,7 +93,11 @@ class WorkerProc:
             stdout=log, stderr=subprocess.STDOUT,
         )
         if wait_healthy:
-            self.wait_healthy()
+            try:
+                self.wait_healthy()
+            except BaseException:
+                self.stop(signal.SIGKILL)  # never leak a half-started worker
+                raise
         return self
 
     def wait_healthy(self, timeout: float = 90.0) -> None:
