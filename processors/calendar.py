@@ -102,6 +102,16 @@ class NormOrder:
         return best[1] if best else None
 
 
+_START_OF_TIME = datetime(1, 1, 2, tzinfo=UTC)
+
+
+def with_cutoff(order: NormOrder, cutoff: datetime | None) -> NormOrder:
+    """A replay's view: an order issued by the cutoff counts as issued at the start."""
+    if cutoff is not None and order.issued_at <= cutoff:
+        return order.with_issued_at(_START_OF_TIME)
+    return order
+
+
 def _hhmm(text: str) -> time | None:
     h, m = int(text[:2]), int(text[3:5])
     if h == 24:

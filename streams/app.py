@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 import time
 import uuid
 from collections.abc import Callable
@@ -26,7 +28,7 @@ import orjson
 from faust.types import TP
 from kafka.partitioner.default import murmur2
 
-from processors.calendar import NormOrder, OrderCatalogue
+from processors.calendar import NormOrder, OrderCatalogue, with_cutoff
 from projections.employees import EmployeeProjector, Period, parse_period
 from projections.roster import Roster
 from projections.store import BatchKV
@@ -166,6 +168,9 @@ class KpiWorker:
         app.timer(s.gauge_interval)(self._refresh_gauges)
         if s.alerts:
             app.timer(0.5)(self._fire_alerts)
+        self.restart_generation: int | None = None
+        if s.follow_active:
+            app.timer(2.0)(self._follow_active)
         register_web(self)
 
     # -- configuration ----------------------------------------------------------------
@@ -370,9 +375,28 @@ class KpiWorker:
         if isinstance(result, Rejection):
             return  # the group's agent dead-letters it once; every worker just skips it
         if isinstance(result, NormOrderIssued):
-            self.cat.add(NormOrder.from_event(result))
+            self.cat.add(with_cutoff(NormOrder.from_event(result), self.settings.orders_cutoff))
         else:
             self.roster.apply(result)
+
+    async def _follow_active(self) -> None:
+        """Restart on the new generation when the registry's `active` record changes."""
+        from streams.generations import read_registry
+
+        if self.restart_generation is not None:
+            return
+        try:
+            reg = await asyncio.get_running_loop().run_in_executor(
+                None, read_registry, self.settings, 2.0)
+        except Exception as exc:  # the broker may be away: health already says so
+            log.debug("registry unreadable: %s", exc)
+            return
+        active = reg.active_generation
+        if active != self.settings.generation:
+            log.warning("generation %d is now active (this worker serves %d): restarting",
+                        active, self.settings.generation)
+            self.restart_generation = active
+            os.kill(os.getpid(), signal.SIGTERM)  # Faust's graceful shutdown, then re-exec
 
     # -- outputs ------------------------------------------------------------------------
 
@@ -424,7 +448,8 @@ class KpiWorker:
 
     async def _flush_snapshots(self) -> None:
         """Publish the latest state of every changed (employee, period)."""
-        if not self._dirty:
+        if not self._dirty or not self.settings.snapshots:
+            self._dirty.clear()
             return
         dirty, self._dirty = self._dirty, set()
         gen = self.settings.generation

@@ -130,10 +130,28 @@ def run_worker(s: Settings) -> None:
 
     from streams.app import KpiWorker
 
+    if s.follow_active:
+        from streams.generations import read_registry
+
+        try:
+            active = read_registry(s).active_generation
+            if active != s.generation:
+                click.echo(f"kpi worker: serving the active generation {active}", err=True)
+                s = s.model_copy(update={"generation": active})
+        except Exception as exc:  # the broker may not be up yet: the worker retries
+            click.echo(f"kpi worker: generation registry unreadable ({exc}); "
+                       f"serving generation {s.generation}", err=True)
     s.data_dir.mkdir(parents=True, exist_ok=True)
     kw = KpiWorker(s)
     w = faust.Worker(kw.app, loglevel=s.log_level, quiet=True, redirect_stdouts=False)
-    w.execute_from_commandline()
+    try:
+        w.execute_from_commandline()
+    finally:
+        if kw.restart_generation is not None:
+            # A new generation became active: start afresh on it (new consumer group,
+            # changelogs and local state; tables recover from its changelogs).
+            os.environ["KPI_GENERATION"] = str(kw.restart_generation)
+            os.execv(sys.executable, [sys.executable, "-m", "streams.cli", *sys.argv[1:]])
 
 
 @cli.command()
@@ -227,6 +245,118 @@ def produce(ctx: click.Context, file: Path) -> None:
         click.echo(f"  line {line_no}: {reason}: {detail}", err=True)
     if summary.invalid:
         click.echo(f"{len(summary.invalid)} invalid line(s) not sent", err=True)
+
+
+@cli.command()
+@click.option("--report-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("reports"), show_default=True,
+              help="Where the change report (CSV and JSON) is written.")
+@click.option("--timeout", default=3600, show_default=True, type=click.IntRange(10),
+              help="Give up (the live generation keeps serving) after this many seconds.")
+@click.pass_context
+def replay(ctx: click.Context, report_dir: Path, timeout: int) -> None:
+    """Rebuild history into a new generation, switch to it, report what changed."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from streams.admin import BrokerUnavailable
+    from streams.replay import ReplayError
+    from streams.replay import replay as run_replay
+
+    s = _settings(ctx)
+    log_path = s.data_dir.parent / "replay-worker.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    columns = (TextColumn("replay"), BarColumn(), TextColumn("{task.completed:,.0f}/"
+               "{task.total:,.0f} events"), TextColumn("{task.fields[rate]:,.0f}/s"),
+               TimeRemainingColumn())
+    started = time.monotonic()
+    with Progress(*columns, disable=not sys.stderr.isatty()) as bar:
+        task = bar.add_task("replay", total=None, rate=0.0)
+
+        def progress(done: int, total: int) -> None:
+            elapsed = max(time.monotonic() - started, 1e-6)
+            bar.update(task, completed=done, total=total, rate=done / elapsed)
+            if not sys.stderr.isatty():
+                click.echo(f"replay: {done}/{total} events", err=True)
+
+        try:
+            result = run_replay(s, report_dir, timeout_s=timeout, on_progress=progress,
+                                log_path=log_path)
+        except (ReplayError, BrokerUnavailable) as exc:
+            _fail(f"replay failed, generation unchanged: {exc} (worker log: {log_path})")
+    changed = sorted({r.employee_id for r in result.rows})
+    click.echo(f"generation {result.new_generation} is active (was {result.old_generation}): "
+               f"{result.events} events in {result.seconds:.1f}s ({result.rate:,.0f}/s)")
+    click.echo(f"{len(changed)} employee(s) changed, {len(result.rows)} (employee, period) "
+               f"row(s): {result.csv_path}, {result.json_path}")
+
+
+@cli.group()
+def generations() -> None:
+    """Projection generations (replays)."""
+
+
+@generations.command("list")
+@click.pass_context
+def generations_list(ctx: click.Context) -> None:
+    """Number, state, started, caught up, active."""
+    from streams.admin import BrokerUnavailable
+    from streams.generations import read_registry
+
+    try:
+        reg = read_registry(_settings(ctx))
+    except BrokerUnavailable as exc:
+        _fail(str(exc))
+    rows = dict(reg.generations)
+    if reg.active_generation not in rows:
+        from streams.generations import Generation
+
+        rows[reg.active_generation] = Generation(reg.active_generation, "active")
+    click.echo(f"{'gen':>4}  {'state':<10}  {'started':<25}  {'caught up':<25}  active")
+    for n in sorted(rows):
+        g = rows[n]
+        mark = "*" if n == reg.active_generation else ""
+        click.echo(f"{n:>4}  {g.state:<10}  {g.started_at or '-':<25}  "
+                   f"{g.caught_up_at or '-':<25}  {mark}")
+
+
+@generations.command("prune")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_context
+def generations_prune(ctx: click.Context, yes: bool) -> None:
+    """Remove the topics and local state of inactive generations."""
+    from streams.admin import BrokerUnavailable, delete_topics, list_topics
+    from streams.generations import read_registry, write
+    from streams.replay import group_id
+
+    s = _settings(ctx)
+    try:
+        reg = read_registry(s)
+        existing = set(list_topics(s))
+    except BrokerUnavailable as exc:
+        _fail(str(exc))
+    doomed = [g for n, g in sorted(reg.generations.items())
+              if n != reg.active_generation and g.state not in ("pruned", "building")]
+    if not doomed:
+        click.echo("nothing to prune")
+        return
+    plan: dict[int, list[str]] = {}
+    for g in doomed:
+        gid = group_id(s, g.number)
+        names = [f"{gid}-{t}-changelog" for t in ("tickets", "employees", "alert-timers")]
+        names += [f"{gid}-__assignor-__leader"]
+        names += [s.model_copy(update={"generation": g.number}).internal_topic(t)
+                  for t in ("ticket-notices", "employee-facts")]
+        plan[g.number] = [n for n in names if n in existing]
+    for n, names in plan.items():
+        click.echo(f"generation {n}: {len(names)} topic(s), local state {s.data_dir / f'v{n}'}")
+    if not yes and not click.confirm("delete these?", default=False):
+        _fail("nothing deleted")
+    for g in doomed:
+        delete_topics(s, plan[g.number])
+        shutil.rmtree(s.data_dir / f"v{g.number}", ignore_errors=True)
+        g.state = "pruned"
+        write(s, generation=g)
+    click.echo(f"pruned {len(doomed)} generation(s)")
 
 
 @cli.group()

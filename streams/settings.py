@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,6 +27,10 @@ class Settings(BaseSettings):
     generation: int = Field(1, ge=1, description="projection generation this worker builds")
     session_timeout: float = Field(10.0, gt=0, description="consumer group session timeout, s")
     snapshot_interval: float = Field(1.0, gt=0, le=2.0, description="kpi-employee flush, s")
+    orders_cutoff: datetime | None = Field(
+        None, description="orders issued by this instant count as issued at the start (replay)")
+    snapshots: bool = Field(True, description="publish kpi-employee snapshots")
+    follow_active: bool = Field(True, description="serve the registry's active generation")
     gauge_interval: float = Field(5.0, gt=0, description="per-employee gauge refresh, s")
     alerts: bool = Field(True, description="publish live SLA alerts (off for replays)")
     auth_enabled: bool = Field(True, description="require bearer tokens on the API")

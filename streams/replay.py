@@ -1,0 +1,266 @@
+"""`kpi replay`: build generation N+1 from the beginning of the input topics beside the live
+generation N, then switch every reader to it and report whose figures changed.
+
+Steps: register N+1 as building (with the order cutoff = now: every order issued so far
+counts as issued at the start); run a worker of generation N+1 (no alerts, no snapshots,
+not following the registry) until its consumer group has consumed every input record that
+existed at the start and its internal topics are drained; compute both generations'
+employee figures from their `employees` changelogs; write the change report; stop the
+replay worker; mark N+1 active (live workers follow and restart on it); publish a
+`kpi.employee_snapshot` for every (employee, period) whose figures differ.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from processors.calendar import NormOrder, OrderCatalogue, with_cutoff
+from projections.employees import EmployeeProjector, parse_period
+from projections.report import ChangeRow, diff, write_report
+from projections.roster import Roster
+from projections.store import MemoryKV
+from schemas.decode import decode
+from schemas.events import Event, NormOrderIssued
+from schemas.topics import INPUT_TOPICS
+from streams import generations as gens
+from streams.admin import INTERNAL_TOPICS, create_topics
+from streams.broker import free_port
+from streams.settings import Settings
+
+Figures = dict[tuple[str, str], dict[str, Any]]
+
+
+class ReplayError(RuntimeError):
+    """The replay could not complete; the live generation keeps serving."""
+
+
+def group_id(settings: Settings, generation: int) -> str:
+    """Faust's app id for a generation (the consumer group and changelog prefix)."""
+    base = f"{settings.topic_prefix}{settings.app_id}"
+    return base if generation <= 1 else f"{base}-v{generation}"
+
+
+def changelog_topic(settings: Settings, generation: int, table: str) -> str:
+    return f"{group_id(settings, generation)}-{table}-changelog"
+
+
+def _consumer(settings: Settings) -> Any:
+    from kafka import KafkaConsumer
+
+    return KafkaConsumer(enable_auto_commit=False, consumer_timeout_ms=2000,
+                         max_poll_records=5000, **settings.kafka_python_options())
+
+
+def read_all(settings: Settings, topic: str) -> list[tuple[bytes | None, bytes | None]]:
+    """Every record of a topic, partition by partition, from the beginning to the end."""
+    from kafka import TopicPartition
+
+    c = _consumer(settings)
+    try:
+        parts = c.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        if not tps:
+            return []
+        c.assign(tps)
+        c.seek_to_beginning(*tps)
+        end = c.end_offsets(tps)
+        out: list[tuple[bytes | None, bytes | None]] = []
+        while any(c.position(tp) < end[tp] for tp in tps):
+            batch = c.poll(timeout_ms=2000)
+            if not batch:
+                break
+            for records in batch.values():
+                out += [(r.key, r.value) for r in records]
+        return out
+    finally:
+        c.close()
+
+
+def end_offsets(settings: Settings, topics: list[str]) -> dict[tuple[str, int], int]:
+    from kafka import TopicPartition
+
+    c = _consumer(settings)
+    try:
+        tps = [TopicPartition(t, p) for t in topics for p in (c.partitions_for_topic(t) or ())]
+        return {(tp.topic, tp.partition): off for tp, off in c.end_offsets(tps).items()}
+    finally:
+        c.close()
+
+
+def committed_offsets(settings: Settings, group: str) -> dict[tuple[str, int], int]:
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(request_timeout_ms=10000, **settings.kafka_python_options())
+    try:
+        offs = admin.list_consumer_group_offsets(group)
+        return {(tp.topic, tp.partition): om.offset for tp, om in offs.items() if om.offset >= 0}
+    finally:
+        admin.close()
+
+
+def reference_state(settings: Settings, cutoff: datetime | None) -> tuple[OrderCatalogue, Roster]:
+    """Orders (seen with a generation's cutoff) and the roster, read in full."""
+    cat, roster = OrderCatalogue(), Roster()
+    for key, value in read_all(settings, settings.topic("norm-orders")):
+        ev = decode("norm-orders", key, value)
+        if isinstance(ev, NormOrderIssued):
+            cat.add(with_cutoff(NormOrder.from_event(ev), cutoff))
+    for key, value in read_all(settings, settings.topic("roster")):
+        ev = decode("roster", key, value)
+        if isinstance(ev, Event):
+            roster.apply(ev)
+    return cat, roster
+
+
+def generation_figures(settings: Settings, generation: int,
+                       cutoff: datetime | None) -> Figures:
+    """Every (employee, day) and (employee, month) object of a generation, from its changelog."""
+    kv = MemoryKV()
+    for key, value in read_all(settings, changelog_topic(settings, generation, "employees")):
+        if key is None:
+            continue
+        if value is None:
+            kv.delete(key.decode())
+        else:
+            kv.put(key.decode(), value)
+    cat, roster = reference_state(settings, cutoff)
+    proj = EmployeeProjector(kv, cat, roster, live=True)
+    periods: dict[str, set[str]] = {}
+    for k in kv.keys():
+        if "|" in k:
+            emp, day = k.split("|", 1)
+            periods.setdefault(emp, set()).update({day, day[:7]})
+    return {(emp, p): proj.employee(emp, parse_period(p), generation)
+            for emp, ps in periods.items() for p in sorted(ps)}
+
+
+@dataclass
+class ReplayResult:
+    old_generation: int
+    new_generation: int
+    events: int
+    seconds: float
+    rows: list[ChangeRow]
+    csv_path: Path
+    json_path: Path
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds if self.seconds else 0.0
+
+
+def _cutoff_of(reg: gens.Registry, generation: int) -> datetime | None:
+    g = reg.generations.get(generation)
+    return datetime.fromisoformat(g.orders_cutoff) if g and g.orders_cutoff else None
+
+
+def replay(settings: Settings, report_dir: Path, *, timeout_s: float = 3600.0,
+           on_progress: Callable[[int, int], None] | None = None,
+           log_path: Path | None = None) -> ReplayResult:
+    """Build generation N+1 beside the live one, switch to it, report the changes."""
+    reg = gens.read_registry(settings)
+    old = reg.active_generation
+    new = reg.next_number()
+    cutoff = datetime.now(UTC)
+    started = time.monotonic()
+    g = gens.Generation(new, "building", started_at=gens.now_iso(),
+                        orders_cutoff=cutoff.isoformat())
+    gens.write(settings, generation=g)
+    s_new = settings.model_copy(update={"generation": new})
+    create_topics(s_new)
+    inputs = [settings.topic(t.name) for t in INPUT_TOPICS]
+    target = end_offsets(settings, inputs)
+    total = sum(target.values())
+    internal = [s_new.internal_topic(n) for n in INTERNAL_TOPICS]
+    env = {**os.environ, "KPI_BROKERS": settings.brokers, "KPI_TOPIC_PREFIX": settings.topic_prefix,
+           "KPI_DATA_DIR": str(settings.data_dir), "KPI_GENERATION": str(new),
+           "KPI_FOLLOW_ACTIVE": "false", "KPI_ALERTS": "false", "KPI_SNAPSHOTS": "false",
+           "KPI_ORDERS_CUTOFF": cutoff.isoformat(), "KPI_WEB_HOST": "127.0.0.1",
+           "KPI_WEB_PORT": str(free_port()), "KPI_APP_ID": settings.app_id}
+    out = open(log_path, "ab") if log_path else subprocess.DEVNULL
+    proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env,
+                            stdout=out, stderr=subprocess.STDOUT)
+    group = group_id(settings, new)
+    try:
+        done = 0
+        stable = 0
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if proc.poll() is not None:
+                raise ReplayError(f"the replay worker exited with {proc.returncode}")
+            if time.monotonic() > deadline:
+                raise ReplayError(f"not caught up after {timeout_s:.0f}s")
+            committed = committed_offsets(settings, group)
+            done = sum(min(committed.get(tp, 0), end) for tp, end in target.items())
+            if on_progress:
+                on_progress(done, total)
+            inputs_done = all(committed.get(tp, 0) >= end for tp, end in target.items() if end)
+            internal_end = end_offsets(settings, internal)
+            drained = all(committed.get(tp, 0) >= end for tp, end in internal_end.items() if end)
+            stable = stable + 1 if inputs_done and drained else 0
+            if stable >= 2:  # drained twice in a row: no fact still in flight
+                break
+            time.sleep(1.0)
+        seconds = time.monotonic() - started
+        g.state, g.caught_up_at, g.events = "caught_up", gens.now_iso(), total
+        gens.write(settings, generation=g)
+    except BaseException:
+        g.state = "failed"
+        gens.write(settings, generation=g)
+        _stop(proc)
+        raise
+    _stop(proc)
+    before = generation_figures(settings, old, _cutoff_of(reg, old))
+    after = generation_figures(settings, new, cutoff)
+    rows = diff(before, after)
+    csv_path, json_path = write_report(rows, report_dir, old_gen=old, new_gen=new)
+    g.state, g.activated_at = "active", gens.now_iso()
+    gens.write(settings, generation=g, active=new)
+    previous = reg.generations.get(old) or gens.Generation(old, started_at=None)
+    previous.state = "retired"
+    gens.write(settings, generation=previous)
+    _publish_changed(settings, after, rows, new)
+    return ReplayResult(old, new, total, seconds, rows, csv_path, json_path)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+def _publish_changed(settings: Settings, figures: Figures, rows: list[ChangeRow],
+                     generation: int) -> None:
+    """Snapshots of every (employee, period) whose figures differ, with the new generation."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(acks="all", linger_ms=5, **settings.kafka_python_options())
+    try:
+        for r in rows:
+            obj = figures.get((r.employee_id, r.period))
+            if obj is None:
+                continue
+            snap = {"type": "kpi.employee_snapshot", "event_id": str(uuid.uuid4()),
+                    "emitted_at": datetime.now(UTC).isoformat(), **obj,
+                    "generation": generation}
+            producer.send(settings.topic("kpi-employee"), key=r.employee_id.encode(),
+                          value=orjson.dumps(snap))
+        producer.flush()
+    finally:
+        producer.close()
