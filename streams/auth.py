@@ -8,12 +8,16 @@ so adding, rotating or revoking a token takes effect without a restart.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import hmac
 import json
 import os
 import secrets
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +25,10 @@ from typing import Literal
 
 Role = Literal["employee", "manager", "operations", "metrics"]
 ROLES: tuple[Role, ...] = ("employee", "manager", "operations", "metrics")
+MAX_TOKEN_LENGTH = 200  # ours are 56 characters; anything longer is not worth hashing
+# A file changed this recently may change again within the same mtime tick, invisibly to
+# the (mtime, ctime, size, inode) stamp: re-read it until it is older than this.
+_RACY_NS = 2_000_000_000
 
 
 class TokenError(ValueError):
@@ -62,8 +70,13 @@ class Principal:
             return True
         return self.role == "manager" and department_id in self.departments
 
-    def may_read_tickets(self) -> bool:
-        return self.role in ("operations", "manager")
+    def may_read_ticket(self, department_id: str | None) -> bool:
+        """Operations any ticket, a manager those of their departments (the ticket's current
+        department); employees and the scrape role none: their scope is figures."""
+        if self.role == "operations":
+            return True
+        return (self.role == "manager" and department_id is not None
+                and department_id in self.departments)
 
     def may_scrape(self) -> bool:
         return self.role in ("metrics", "operations")
@@ -79,7 +92,7 @@ class TokenStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
-        self._stamp: tuple[int, int] | None = None
+        self._stamp: tuple[int, int, int, int] | None = None
         self._records: dict[str, TokenRecord] = {}
 
     def _load(self) -> dict[str, TokenRecord]:
@@ -88,19 +101,39 @@ class TokenStore:
         except FileNotFoundError:
             self._records, self._stamp = {}, None
             return self._records
-        # Every save replaces the file (new inode), so this notices each change.
-        stamp = (st.st_mtime_ns, st.st_ino)
-        if stamp != self._stamp:
+        # Every save replaces the file, so mtime, ctime, size or inode changes with it. Inode
+        # numbers are reused and mtimes have a coarse tick, so a file written within the
+        # last moments is re-read regardless: a revocation must never be missed.
+        stamp = (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
+        racy = time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) < _RACY_NS
+        if stamp != self._stamp or racy:
+            # A malformed file raises: the API answers 500 (fails closed), never serving
+            # with a stale or partial set of tokens.
             data = json.loads(self.path.read_text() or "{}")
             self._records = {r["id"]: TokenRecord(**r) for r in data.get("tokens", [])}
             self._stamp = stamp
         return self._records
 
-    def _save(self, records: dict[str, TokenRecord]) -> None:
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """Serialise writers across processes (two `kpi tokens add` at once lose nothing)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"tokens": [asdict(r) for r in records.values()]}, indent=2))
-        os.chmod(tmp, 0o600)
+        with self._lock, open(self.path.with_name(self.path.name + ".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _save(self, records: dict[str, TokenRecord]) -> None:
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        # Created 0600 from the start: no moment where another user could read the hashes.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # a leftover tmp file keeps its old mode otherwise
+        with os.fdopen(fd, "w") as fh:
+            fh.write(json.dumps({"tokens": [asdict(r) for r in records.values()]}, indent=2))
+            fh.flush()
+            os.fsync(fh.fileno())
         tmp.replace(self.path)  # atomic: a worker never reads half a file
         self._stamp = None
 
@@ -116,7 +149,7 @@ class TokenStore:
             raise TokenError("--employee only applies to --role employee")
         if role != "manager" and departments:
             raise TokenError("--department only applies to --role manager")
-        with self._lock:
+        with self._exclusive():
             records = dict(self._load())
             token_id = secrets.token_hex(4)
             while token_id in records:
@@ -129,7 +162,7 @@ class TokenStore:
             return token, rec
 
     def revoke(self, token_id: str) -> TokenRecord:
-        with self._lock:
+        with self._exclusive():
             records = dict(self._load())
             rec = records.get(token_id)
             if rec is None:
@@ -144,7 +177,9 @@ class TokenStore:
 
     def authenticate(self, token: str | None) -> Principal | None:
         """The principal of a valid, unrevoked token; None otherwise."""
-        if not token or len(token) > 200:
+        # Tokens are ASCII; other text (headers decode with surrogate escapes) cannot match
+        # and would not even encode.
+        if not token or len(token) > MAX_TOKEN_LENGTH or not token.isascii():
             return None
         parts = token.split("_", 2)
         token_id = parts[1] if len(parts) == 3 and parts[0] == "kpi" else ""

@@ -1,38 +1,109 @@
 """HTTP views: the contract's API, guarded by bearer tokens, strict about its inputs.
 
-Every view answers JSON errors `{"error": code, "detail": text}`; no stack trace ever
-reaches a response. Reads are routed to the worker that owns the key's partition.
+Every response that is not a success is JSON `{"error": code, "detail": text}`, including
+the router's own 404 and 405 (a middleware rewrites them); no stack trace ever reaches a
+response. Reads are routed to the worker that owns the key's partition.
+
+Order of checks: dot segments in the path (400), method (405), request shape (400: body,
+parameter names, ids), token (401), parameter values (400), scope (403), existence (404).
+Scope comes before existence, so a token learns nothing about ids outside its scope.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import unquote
 
+import aiohttp
+from aiohttp import web as aioweb
 from faust.web import Request, Response, View
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from faust.web.exceptions import WebError
+from prometheus_client.exposition import (
+    CONTENT_TYPE_PLAIN_0_0_4,
+    choose_encoder,
+    generate_latest,
+)
 
 from processors.ticket import describe
-from projections.employees import BadPeriod, parse_period
+from projections.employees import BadPeriod, Period, parse_period
 from streams.auth import Principal, TokenStore, bearer
-from streams.openapi import openapi_document
+from streams.openapi import DATE_PATTERN, ID_PATTERN, MONTH_PATTERN, openapi_document
 
 if TYPE_CHECKING:
     from streams.app import KpiWorker
 
 log = logging.getLogger("kpi.web")
 
-ID_RE = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
+ID_RE = re.compile(ID_PATTERN)
+DATE_RE = re.compile(DATE_PATTERN)
+MONTH_RE = re.compile(MONTH_PATTERN)
+ALLOW = "GET, HEAD"
+# Every response: figures decide pay, so no shared cache may keep them, and browsers
+# must not second-guess the declared content type.
+SECURITY_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+# The router's own errors: (code, detail) by status.
+_HTTP_ERRORS = {404: ("not_found", "no such endpoint"),
+                405: ("method_not_allowed", "read-only API: use GET or HEAD")}
 
 
 class ApiError(Exception):
     """Raised inside a view: becomes a JSON error response."""
 
-    def __init__(self, status: int, code: str, detail: str) -> None:
+    def __init__(self, status: int, code: str, detail: str,
+                 headers: Mapping[str, str] | None = None) -> None:
         super().__init__(detail)
         self.status, self.code, self.detail = status, code, detail
+        self.headers = dict(headers or {})
+
+
+def error_response(status: int, code: str, detail: str,
+                   headers: Mapping[str, str] | None = None) -> aioweb.Response:
+    return aioweb.json_response({"error": code, "detail": detail}, status=status,
+                                headers=dict(headers or {}))
+
+
+def _has_dot_segment(raw_path: str) -> bool:
+    """`.` or `..` as a path segment, plain or percent-encoded. The router would resolve
+    them away and answer for another path; refuse them instead."""
+    path = raw_path.split("?", 1)[0]
+    return any(unquote(seg) in (".", "..") for seg in path.split("/"))
+
+
+@aioweb.middleware
+async def json_errors(request: aioweb.Request,
+                      handler: Callable[[aioweb.Request], Awaitable[aioweb.StreamResponse]]
+                      ) -> aioweb.StreamResponse:
+    """The router's own errors (unknown path, method) as JSON, a last-resort 500, and the
+    security headers on everything."""
+    resp: aioweb.StreamResponse
+    if _has_dot_segment(request.raw_path):
+        resp = error_response(400, "invalid_path", "dot segments are not allowed in paths")
+    else:
+        try:
+            resp = await handler(request)
+        except aioweb.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            code, detail = _HTTP_ERRORS.get(exc.status, ("http_error", exc.reason))
+            headers = {"Allow": ALLOW} if exc.status == 405 else {}
+            resp = error_response(exc.status, code, detail, headers)
+        except Exception:  # the views catch their own; this is for anything in between
+            log.exception("error serving %r", request.path)
+            resp = error_response(500, "internal", "internal error")
+    for name, value in SECURITY_HEADERS.items():
+        resp.headers.setdefault(name, value)
+    return resp
+
+
+def _install_middleware(worker: KpiWorker) -> None:
+    web_app = getattr(worker.app.web, "web_app", None)
+    if web_app is None:  # another web driver: the views still answer JSON themselves
+        log.warning("web driver without an aiohttp app: router errors stay plain text")
+        return
+    web_app.middlewares.append(json_errors)
 
 
 def register_web(worker: KpiWorker) -> None:
@@ -40,6 +111,7 @@ def register_web(worker: KpiWorker) -> None:
     app = worker.app
     s = worker.settings
     tokens = TokenStore(s.tokens_file) if s.auth_enabled else None
+    _install_middleware(worker)
 
     class ApiView(View):
         """Method, body, parameter and token checks shared by every endpoint."""
@@ -51,7 +123,9 @@ def register_web(worker: KpiWorker) -> None:
         async def dispatch(self, request: Any) -> Any:
             try:
                 if request.method not in ("GET", "HEAD"):
-                    raise ApiError(405, "method_not_allowed", "read-only endpoint: use GET")
+                    # The router only routes GET and HEAD here; this guards any other way in.
+                    raise ApiError(405, "method_not_allowed", "read-only endpoint: use GET",
+                                   {"Allow": ALLOW})
                 if request.can_read_body or (request.content_length or 0) > 0:
                     raise ApiError(400, "body_not_allowed", "requests here take no body")
                 unknown = sorted(set(request.query) - self.params)
@@ -62,38 +136,61 @@ def register_web(worker: KpiWorker) -> None:
                     if len(request.query.getall(name)) > 1:
                         raise ApiError(400, "repeated_parameter", f"{name} given twice")
                 for key, value in (request.match_info or {}).items():
-                    if not ID_RE.match(value):
+                    if not ID_RE.fullmatch(value):
                         raise ApiError(400, "invalid_id",
-                                       f"{key} must be 1-128 characters of A-Z a-z 0-9 . _ : @ -")
+                                       f"{key} must be 1-128 characters of A-Z a-z 0-9 . _ : "
+                                       "@ -, not starting with a dot")
                 request["principal"] = self._authenticate(request)
                 return await super().dispatch(request)
             except ApiError as exc:
-                return self.json({"error": exc.code, "detail": exc.detail}, status=exc.status)
+                return self._error(exc.status, exc.code, exc.detail, exc.headers)
+            except (TimeoutError, aiohttp.ClientError):
+                # Reaching the worker that owns the key failed (it stopped, or moved).
+                log.warning("owner of %r unreachable", request.path, exc_info=True)
+                return self._error(503, "owner_unavailable",
+                                   "the worker owning this key cannot be reached; retry")
             except Exception:  # never leak internals: log them, answer a plain 500
-                log.exception("error serving %s", request.path)
-                return self.json({"error": "internal", "detail": "internal error"}, status=500)
+                log.exception("error serving %r", request.path)
+                return self._error(500, "internal", "internal error")
+
+        async def on_request_error(self, request: Request, exc: WebError) -> Response:
+            """Faust's own errors (ServiceUnavailable while the table's owner is unknown,
+            during a rebalance) in our error format rather than Faust's."""
+            code = re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
+            return self._error(int(exc.code), code, str(exc.detail))
+
+        def _error(self, status: int, code: str, detail: str,
+                   headers: Mapping[str, str] | None = None) -> Response:
+            return self.json({"error": code, "detail": detail}, status=status,
+                             headers=dict(headers or {}))
 
         def _authenticate(self, request: Any) -> Principal | None:
             if tokens is None or self.public:
                 return None
-            principal = tokens.authenticate(bearer(request.headers.get("Authorization")))
+            given = bearer(request.headers.get("Authorization"))
+            principal = tokens.authenticate(given)
             if principal is None:
-                raise ApiError(401, "unauthorized", "a valid bearer token is required")
+                challenge = 'Bearer realm="kpi"'
+                if given:
+                    challenge += ', error="invalid_token"'
+                raise ApiError(401, "unauthorized", "a valid bearer token is required",
+                               {"WWW-Authenticate": challenge})
             if self.scrape and not principal.may_scrape():
                 raise ApiError(403, "forbidden", "this token may not read metrics")
             return principal
 
-        def period(self, request: Request) -> Any:
+        def period(self, request: Request) -> Period:
+            """date=YYYY-MM-DD or month=YYYY-MM (ASCII digits, a real day), or this month."""
             q = request.query
             try:
                 if "date" in q and "month" in q:
                     raise BadPeriod("give either date or month, not both")
                 if "date" in q:
-                    if len(q["date"]) != 10:
+                    if not DATE_RE.fullmatch(q["date"]):
                         raise BadPeriod(f"date must be YYYY-MM-DD, got {q['date']!r}")
                     return parse_period(q["date"])
                 if "month" in q:
-                    if len(q["month"]) != 7:
+                    if not MONTH_RE.fullmatch(q["month"]):
                         raise BadPeriod(f"month must be YYYY-MM, got {q['month']!r}")
                     return parse_period(q["month"])
                 return parse_period(worker.today()[:7])
@@ -127,8 +224,13 @@ def register_web(worker: KpiWorker) -> None:
         scrape = True
 
         async def get(self, request: Request) -> Response:
-            return self.bytes(generate_latest(worker.metrics.registry),
-                              content_type=CONTENT_TYPE_LATEST.split(";")[0])
+            # Prometheus' own negotiation: OpenMetrics when asked for, else the text format.
+            try:
+                encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+            except (TypeError, ValueError):  # it chokes on a malformed version=...
+                encoder, content_type = generate_latest, CONTENT_TYPE_PLAIN_0_0_4
+            return self.bytes(encoder(worker.metrics.registry),
+                              headers={"Content-Type": content_type})
 
     @app.page("/kpi/employees/{employee_id}")
     class Employee(ApiView):
@@ -160,7 +262,10 @@ def register_web(worker: KpiWorker) -> None:
 
     @app.page("/internal/employees/{employee_id}")
     class EmployeeDetail(ApiView):
-        """Worker-to-worker: an employee's object and numerators for a department view."""
+        """Worker-to-worker: an employee's object and numerators for a department view.
+
+        Called with the client's own token, so it grants nothing the employee view does not.
+        """
 
         params = frozenset({"date", "month"})
 
@@ -175,8 +280,11 @@ def register_web(worker: KpiWorker) -> None:
     class Ticket(ApiView):
         @app.table_route(table=worker.tickets_table, match_info="ticket_id")  # type: ignore[arg-type]
         async def get(self, request: Request, ticket_id: str) -> Response:
-            require(request, lambda p: p.may_read_tickets())
             found = worker.ticket_reader.view(ticket_id)
+            # The scope depends on the ticket's department, so look first; an unknown ticket
+            # has no department and is refused like one outside the scope (no 404 oracle).
+            require(request, lambda p: p.may_read_ticket(
+                found[1].department_id if found is not None else None))
             if found is None:
                 raise ApiError(404, "unknown_ticket", f"no event names ticket {ticket_id!r}")
             return self.json(describe(found[1], worker.cat, worker.live, worker.clock()))
