@@ -79,6 +79,18 @@ def delete_topics(settings: Settings, names: list[str]) -> None:
         admin.close()
 
 
+def partitions_of(settings: Settings, name: str) -> int | None:
+    """How many partitions an existing topic has (None when it does not exist)."""
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(request_timeout_ms=10000, **settings.kafka_python_options())
+    try:
+        parts = consumer.partitions_for_topic(name)
+        return len(parts) if parts else None
+    finally:
+        consumer.close()
+
+
 def list_topics(settings: Settings) -> list[str]:
     admin = _admin(settings)
     try:

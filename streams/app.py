@@ -54,14 +54,18 @@ class TableKV:
         self.table = table
 
     def get(self, key: str) -> bytes | None:
-        value = self.table.get(key)
-        return value if value is None else bytes(value)
+        return _as_bytes(self.table.get(key.encode()))
 
     def put(self, key: str, value: bytes) -> None:
-        self.table[key] = value
+        self.table[key.encode()] = value
 
     def delete(self, key: str) -> None:
-        self.table.pop(key, None)
+        self.table.pop(key.encode(), None)
+
+
+def _as_bytes(value: Any) -> Any:
+    """Table values are bytes, or a bytes-like view straight from RocksDB."""
+    return value if value is None or isinstance(value, bytes) else bytes(value)
 
 
 def _set_or_remove(gauge: Any, labels: tuple[str, ...], value: float | None) -> None:
@@ -140,8 +144,10 @@ class KpiWorker:
         self.snapshots = app.topic(s.topic("kpi-employee"), **raw)
         self.alerts_out = app.topic(s.topic("sla-alerts"), **raw)
         self.dead_letters = app.topic(s.topic("dead-letters"), **raw)
-        # str keys and bytes values use Faust's raw codec: we serialize values ourselves.
-        table_opts: dict[str, Any] = {"partitions": s.partitions, "key_type": str,
+        # bytes keys and values select Faust's raw codec for the store and the changelog, so
+        # changelog keys are the same bytes as the source topics' keys (same partition, and
+        # readable by `kpi replay`); we serialize values ourselves.
+        table_opts: dict[str, Any] = {"partitions": s.partitions, "key_type": bytes,
                                       "value_type": bytes, "options": {"driver": "rocksdict"}}
         self.tickets_table = app.Table("tickets", **table_opts)
         self.employees_table = app.Table("employees", **table_opts)
@@ -418,7 +424,7 @@ class KpiWorker:
             ticket_id = key if isinstance(key, str) else bytes(key).decode()
             if not self.owns(tickets_topic, ticket_id):
                 continue
-            entry = orjson.loads(bytes(raw))
+            entry = orjson.loads(_as_bytes(raw))
             moments = [(datetime.fromisoformat(m), target, kind) for m, target, kind in entry["th"]]
             if any(kind == "breached" and m <= now for m, _, kind in moments):
                 breached[entry["p"]] = breached.get(entry["p"], 0) + 1

@@ -106,7 +106,7 @@ def topics_create(ctx: click.Context, partitions: int | None) -> None:
 def worker(ctx: click.Context, web_port: int | None, web_host: str | None,
            loglevel: str | None) -> None:
     """Run one Faust worker (several may run in one group)."""
-    from streams.admin import BrokerUnavailable, create_topics
+    from streams.admin import BrokerUnavailable, create_topics, partitions_of
 
     s = _settings(ctx)
     upd: dict[str, Any] = {}
@@ -119,6 +119,12 @@ def worker(ctx: click.Context, web_port: int | None, web_host: str | None,
     s = s.model_copy(update=upd)
     try:
         create_topics(s)
+        # Tables are co-partitioned with their source topics: follow the topics as they are.
+        actual = partitions_of(s, s.topic("tickets"))
+        if actual and actual != s.partitions:
+            click.echo(f"kpi worker: input topics have {actual} partitions "
+                       f"(KPI_PARTITIONS={s.partitions}); using {actual}", err=True)
+            s = s.model_copy(update={"partitions": actual})
     except BrokerUnavailable as exc:
         click.echo(f"kpi worker: {exc}; starting anyway, will retry", err=True)
     run_worker(s)

@@ -49,6 +49,7 @@ class BatchingConsumer(_aiokafka.Consumer):
             await self.perform_seek()
             return
         to_message = self._to_message
+        changelogs = self._changelog_topics()
         for tp, chunk in records.items():
             if not chunk or not self.flow_active:
                 continue
@@ -58,11 +59,24 @@ class BatchingConsumer(_aiokafka.Consumer):
                     or tp in self._buffered_partitions):
                 continue
             self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+            if tp.topic in changelogs:
+                # Table recovery and standbys read changelogs through this same method and
+                # expect one message per record.
+                for r in chunk:
+                    yield tp, to_message(tp, r)
+                continue
             messages = [to_message(tp, r) for r in chunk]
             batch = to_message(tp, chunk[-1])
             batch.value = RecordBatch(messages)  # type: ignore[assignment]
             batch.key = None
             yield tp, batch
+
+    def _changelog_topics(self) -> frozenset[str]:
+        names = getattr(self, "_kpi_changelogs", None)
+        if names is None or len(names) < len(self.app.tables):
+            names = frozenset(t.changelog_topic.get_topic_name() for t in self.app.tables.values())
+            self._kpi_changelogs = names
+        return names
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover
         """Faust's drain loop, one callback per batch instead of per record."""
@@ -77,7 +91,14 @@ class BatchingConsumer(_aiokafka.Consumer):
                 if self.should_stop:
                     break
                 async for tp, batch in self.getmany(timeout=1.0):
-                    records = cast(RecordBatch, batch.value).records
+                    if not isinstance(batch.value, RecordBatch):
+                        # A changelog record (standby): Faust's own per-record handling.
+                        r_offset = read_offset[tp]
+                        if r_offset is None or batch.offset >= r_offset:
+                            await self.wait_first(callback(batch), self.suspend_flow.wait())
+                            read_offset[tp] = batch.offset
+                        continue
+                    records = batch.value.records
                     first, last = records[0].offset, records[-1].offset
                     r_offset = read_offset[tp]
                     if r_offset is not None and last < r_offset:

@@ -104,7 +104,10 @@ def committed_offsets(settings: Settings, group: str) -> dict[tuple[str, int], i
 
     admin = KafkaAdminClient(request_timeout_ms=10000, **settings.kafka_python_options())
     try:
-        offs = admin.list_consumer_group_offsets(group)
+        if hasattr(admin, "list_group_offsets"):  # kafka-python >= 3
+            offs = admin.list_group_offsets({group: None}).get(group, {})
+        else:
+            offs = admin.list_consumer_group_offsets(group)
         return {(tp.topic, tp.partition): om.offset for tp, om in offs.items() if om.offset >= 0}
     finally:
         admin.close()
@@ -188,7 +191,8 @@ def replay(settings: Settings, report_dir: Path, *, timeout_s: float = 3600.0,
            "KPI_DATA_DIR": str(settings.data_dir), "KPI_GENERATION": str(new),
            "KPI_FOLLOW_ACTIVE": "false", "KPI_ALERTS": "false", "KPI_SNAPSHOTS": "false",
            "KPI_ORDERS_CUTOFF": cutoff.isoformat(), "KPI_WEB_HOST": "127.0.0.1",
-           "KPI_WEB_PORT": str(free_port()), "KPI_APP_ID": settings.app_id}
+           "KPI_WEB_PORT": str(free_port()), "KPI_APP_ID": settings.app_id,
+           "KPI_PARTITIONS": str(settings.partitions)}
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL
     proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env,
                             stdout=out, stderr=subprocess.STDOUT)
