@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
 
 from processors.calendar import OrderCatalogue
@@ -24,7 +24,8 @@ def _micros(seconds: Decimal) -> timedelta:
 
 
 def wall_seconds(start: datetime, end: datetime) -> Decimal:
-    return _seconds(end - start) if end > start else Decimal(0)
+    # In UTC: Python subtracts two datetimes sharing a tzinfo (a ZoneInfo) as wall clocks.
+    return _seconds(end.astimezone(UTC) - start.astimezone(UTC)) if end > start else Decimal(0)
 
 
 def _local_days(start: datetime, end: datetime, cat: OrderCatalogue) -> Iterable[date]:
@@ -41,6 +42,7 @@ def business_seconds(start: datetime, end: datetime, cat: OrderCatalogue, live: 
     """Seconds of [start, end) inside working hours, each day by its own order."""
     if end <= start:
         return Decimal(0)
+    start, end = start.astimezone(UTC), end.astimezone(UTC)  # see wall_seconds
     total = Decimal(0)
     for d in _local_days(start, end, cat):
         w = cat.day_window(d, live)
@@ -66,8 +68,9 @@ def due_at(running_from: datetime, remaining_seconds: Decimal, business_hours: b
     """The earliest instant at which `remaining_seconds` more will have elapsed."""
     if remaining_seconds <= 0:
         return running_from
-    if not business_hours:
-        return running_from + _micros(remaining_seconds)
+    if not business_hours:  # elapsed time, not wall-clock arithmetic, in running_from's zone
+        return (running_from.astimezone(UTC) + _micros(remaining_seconds)).astimezone(
+            running_from.tzinfo)
     left = remaining_seconds
     tz = cat.zone_at(running_from, None)
     d = running_from.astimezone(tz).date() - _ONE_DAY
@@ -79,6 +82,6 @@ def due_at(running_from: datetime, remaining_seconds: Decimal, business_hours: b
         a = max(running_from, w[0])
         avail = _seconds(w[1] - a)
         if avail >= left:
-            return a + _micros(left)
+            return (a.astimezone(UTC) + _micros(left)).astimezone(a.tzinfo)
         left -= avail
     return None

@@ -61,6 +61,8 @@ def scale_step(scale: Mapping[str, Decimal], points_floor: Decimal) -> Decimal |
             kn = Decimal(k)
         except ArithmeticError:
             continue
+        if not kn.is_finite():  # "NaN" would raise on comparison; infinities are no step
+            continue
         if kn <= points_floor and (best is None or kn > best[0]):
             best = (kn, v)
     return best[1] if best else None

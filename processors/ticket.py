@@ -324,10 +324,11 @@ def fold(
         d = e.data
         typ = e.type
         if typ == "ticket.opened":
-            if e is opened:
-                add(d["employee_id"], local(e.ts))
-                if d["origin"] == "manual":
-                    credit(e, d["employee_id"], d["decisions"])
+            # Every opened names its employee (known, README), even a second one that
+            # defines nothing: else it would be known only if it arrived first.
+            add(d["employee_id"], local(e.ts))
+            if e is opened and d["origin"] == "manual":
+                credit(e, d["employee_id"], d["decisions"])
         elif typ == "ticket.decisions_added":
             credit(e, d["employee_id"], d["decisions"])
         elif typ == "ticket.first_response":

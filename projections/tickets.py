@@ -143,6 +143,11 @@ class TicketProjector:
                 if current is None:
                     return TicketOutput(duplicate=True)
                 del st.merge_ins[notice["absorbed"]]
+                if not st.entries and not st.merge_ins:
+                    # Named by nothing any more: as if never seen, whatever the arrival order
+                    # (a survivor only ever named by a retracted merge has nothing to show).
+                    self.kv.delete(ticket_id)
+                    return TicketOutput()
             else:
                 if current == start:
                     return TicketOutput(duplicate=True)
@@ -165,7 +170,7 @@ class TicketProjector:
         changed: defaultdict[str, list[list[Any]]] = defaultdict(list)
         for key in set(st.published) | set(new):
             if st.published.get(key) != new.get(key):
-                emp, day = key.split("|", 1)
+                emp, day = key.rsplit("|", 1)  # employee ids may contain "|"
                 item = new.get(key)
                 changed[emp].append([day, item[0], item[1]] if item else [day, None, 0])
         out = TicketOutput(view=v)
@@ -240,7 +245,7 @@ class TicketProjector:
         """Re-send everything last published: a crash may have lost the first send."""
         by_emp: defaultdict[str, list[list[Any]]] = defaultdict(list)
         for key, (c, h) in st.published.items():
-            emp, day = key.split("|", 1)
+            emp, day = key.rsplit("|", 1)  # employee ids may contain "|"
             by_emp[emp].append([day, c, h])
         out = TicketOutput()
         out.facts = [(emp, _fact(ticket_id, st.version, items)) for emp, items in by_emp.items()]

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+import pydantic_core
 from pydantic import ValidationError
 
 from schemas.events import EVENT_MODELS, Event
@@ -123,6 +124,8 @@ def _decode(topic: str, key: bytes | None, value: bytes | None,
     if spec is None or t not in spec.types:
         return Rejection("wrong_topic", f"{t} does not belong on topic {topic!r}")
     ver = obj.get("schema_version")
+    if isinstance(ver, float):  # orjson reads integers beyond 64 bits as floats
+        ver = pydantic_core.from_json(value).get("schema_version")
     current = upcasters.version_of(t)
     raw = value
     if isinstance(ver, int) and not isinstance(ver, bool):
@@ -142,17 +145,18 @@ def _decode(topic: str, key: bytes | None, value: bytes | None,
         event = model.model_validate_json(raw)
     except ValidationError as exc:
         found += [(_classify(e), f"{_loc(e)}: {e['msg']}") for e in exc.errors()]
+    # The key is checked with the fields, so that it ranks as invalid_value (contract order).
+    key_field = spec.key_field
+    expected = obj.get(key_field) if key_field else None
+    if key is None:
+        found.append(("invalid_value", "record has no key"))
+    elif isinstance(expected, str) and key != expected.encode():
+        found.append(("invalid_value",
+                      f"key {key[:80]!r} differs from {key_field} {expected[:80]!r}"))
     if found:
         reason, detail = min(found, key=lambda f: _RANK[f[0]])
         return Rejection(reason, detail)
     assert event is not None
-    key_field = spec.key_field
-    if key is None:
-        return Rejection("invalid_value", "record has no key")
-    expected = str(getattr(event, key_field)) if key_field else None
-    if expected is not None and key != expected.encode():
-        return Rejection("invalid_value",
-                         f"key {key[:80]!r} differs from {key_field} {expected[:80]!r}")
     return event
 
 

@@ -6,13 +6,15 @@ from datetime import date
 from decimal import Decimal
 from typing import Annotated, Literal
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 Priority = Literal["P1", "P2", "P3", "P4"]
 Channel = Literal["call", "chat", "email", "crm", "portal"]
 Origin = Literal["auto", "manual"]
-Line = Literal[1, 2, 3]
+# A strict int, not Literal[1, 2, 3]: a Literal also accepts true and 1.0 (equal to 1).
+Line = Annotated[int, Field(ge=1, le=3)]
 TicketStatus = Literal["open", "in_progress", "waiting_customer"]
 Id = Annotated[str, Field(min_length=1, max_length=200)]
 NonNegDecimal = Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]
@@ -132,9 +134,18 @@ class CalendarSpec(BaseModel):
     timezone: str
     workdays: list[Annotated[int, Field(ge=1, le=7)]]
     work_start: Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
-    work_end: Annotated[str, Field(pattern=r"^([01]\d|2[0-4]):[0-5]\d$")]
+    work_end: Annotated[str, Field(pattern=r"^(([01]\d|2[0-3]):[0-5]\d|24:00)$")]
     holidays: list[date] = []
     extra_workdays: list[date] = []
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except Exception as exc:  # unknown key, bad path, empty: an invalid value
+            raise ValueError(f"unknown time zone {v[:80]!r}") from exc
+        return v
 
 
 class NormOrderIssued(Event):

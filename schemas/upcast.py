@@ -18,6 +18,10 @@ class Upcasters:
 
     def register(self, event_type: str, from_version: int) -> Callable[[UpcastFn], UpcastFn]:
         """Decorator: `fn` turns a `from_version` payload into `from_version + 1`."""
+        if from_version < 1:
+            raise ValueError(f"{event_type}: schema versions start at 1, not {from_version}")
+        if (event_type, from_version) in self._steps:
+            raise ValueError(f"{event_type} v{from_version} already has an upcaster")
 
         def deco(fn: UpcastFn) -> UpcastFn:
             self._steps[(event_type, from_version)] = fn
