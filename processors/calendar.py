@@ -3,15 +3,32 @@
 from __future__ import annotations
 
 import calendar as _cal
+import hashlib
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, is_dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
+
+import orjson
 
 from schemas.events import NormOrderIssued, SlaTarget
 
 _UTC_ZONE = ZoneInfo("UTC")
+
+
+def _canon(x: Any) -> Any:
+    """JSON-able, order-independent form (set and hash order vary between processes)."""
+    if isinstance(x, frozenset | set):
+        return sorted(str(_canon(i)) for i in x)
+    if isinstance(x, Mapping):
+        return {str(k): _canon(v) for k, v in x.items()}
+    if is_dataclass(x) and not isinstance(x, type):
+        return {f.name: _canon(getattr(x, f.name)) for f in fields(x)}
+    if hasattr(x, "model_dump"):
+        return _canon(x.model_dump())
+    return str(x)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +73,11 @@ class NormOrder:
             holidays=frozenset(c.holidays),
             extra_workdays=frozenset(c.extra_workdays),
         )
+
+    def digest(self) -> str:
+        """A stable fingerprint of the whole order (across processes: sets are sorted)."""
+        return hashlib.sha256(orjson.dumps(_canon(self), option=orjson.OPT_SORT_KEYS)
+                              ).hexdigest()[:20]
 
     def with_issued_at(self, issued_at: datetime) -> NormOrder:
         """The same order, as if issued at another instant (a replay's cutoff)."""
@@ -135,6 +157,9 @@ class OrderCatalogue:
         self._orders: dict[str, NormOrder] = {}
         self._sorted: list[NormOrder] = []
         self._day_cache: dict[tuple[date, bool], NormOrder | None] = {}
+        self._digests: dict[str, str] = {}
+        # Bumped on every change, so a projection can tell cheaply that it must reconcile.
+        self.revision = 0
 
     def __len__(self) -> int:
         return len(self._orders)
@@ -148,11 +173,22 @@ class OrderCatalogue:
         if self._orders.get(order.order_id) == order:
             return False
         self._orders[order.order_id] = order
+        self._digests[order.order_id] = order.digest()
+        self.revision += 1
         # Greatest effective_from first; ties go to the greater number.
         self._sorted = sorted(self._orders.values(),
                               key=lambda o: (o.effective_from, o.number), reverse=True)
         self._day_cache.clear()
         return True
+
+    def digests(self) -> dict[str, str]:
+        """order_id -> digest of every known order: what a projection was reconciled with."""
+        return dict(self._digests)
+
+    def changed_since(self, digests: Mapping[str, str] | None) -> list[NormOrder]:
+        """Orders added or replaced since a projection was reconciled with `digests`."""
+        return [o for o in self._sorted
+                if digests is None or digests.get(o.order_id) != self._digests[o.order_id]]
 
     def in_force(self, d: date, issued_by: datetime | None) -> NormOrder | None:
         """The order with the greatest effective_from not after d (tie: greater number)."""

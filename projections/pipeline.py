@@ -53,7 +53,11 @@ class Pipeline:
         topic = topic_for_type(ev.type).name
         if topic == "norm-orders":
             assert isinstance(ev, NormOrderIssued)
-            self.cat.add(NormOrder.from_event(ev))
+            order = NormOrder.from_event(ev)
+            if self.cat.add(order):
+                # As the worker does: tickets already folded without this order move now.
+                for out in self.tickets.reconcile(list(self.tickets_kv.keys()), [order]):
+                    self._route(out.facts, out.notices)
             self.applied += 1
             return
         if topic in TICKET_TOPICS:

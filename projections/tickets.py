@@ -10,6 +10,7 @@ the employee side can apply it idempotently and in any order.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -17,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from processors.calendar import OrderCatalogue
+from processors.calendar import NormOrder, OrderCatalogue
 from processors.ticket import TOPIC_OF_TYPE, Entry, TicketView, fold
 from schemas.events import Event
 from schemas.outputs import alert_event_id
@@ -131,6 +132,28 @@ class TicketProjector:
             return out
         st.entries.append(entry)
         return self._commit(ticket_id, st)
+
+    def reconcile(self, ticket_ids: Iterable[str],
+                  orders: Sequence[NormOrder]) -> Iterator[TicketOutput]:
+        """Re-fold the tickets that orders learnt after their events may change.
+
+        Norm orders and tickets travel on different topics, so a ticket event can be
+        processed before an order that was in force for it is read (a bulk import, a
+        restart, an order published late). Live, an order counts from its `issued_at`, so
+        only tickets with an event at or after the earliest new `issued_at` can move; a
+        replay (every order known from the start) re-folds them all. The result equals
+        the fold in which every order was known before the ticket's events.
+        """
+        if not orders:
+            return
+        since = min(o.issued_at for o in orders)
+        for ticket_id in ticket_ids:
+            st = self.load(ticket_id)
+            if st is None or not st.entries:
+                continue
+            if self.live and max(e.ts for e in st.entries) < since:
+                continue
+            yield self._commit(ticket_id, st)
 
     def apply_notice(self, notice: dict[str, Any]) -> TicketOutput:
         """Apply an internal notice (merge into this ticket, or an alert published)."""

@@ -19,9 +19,9 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import faust
 import orjson
@@ -32,7 +32,7 @@ from processors.calendar import NormOrder, OrderCatalogue, with_cutoff
 from projections.employees import EmployeeProjector, Period, parse_period
 from projections.roster import Roster
 from projections.store import BatchKV
-from projections.tickets import TicketProjector, alert_sent_notice
+from projections.tickets import TicketOutput, TicketProjector, alert_sent_notice
 from schemas.decode import Rejection, dead_letter_value, decode
 from schemas.events import Event, NormOrderIssued
 from streams.fastpath import RecordBatch
@@ -45,6 +45,8 @@ log = logging.getLogger("kpi.worker")
 TICKET_INPUTS = ("tickets", "escalations", "reopens")
 EMPLOYEE_INPUTS = ("calls", "evaluations", "roster")
 GLOBAL_INPUTS = ("norm-orders", "roster")
+# A key of each tickets store partition: the orders its tickets were reconciled with.
+ORDERS_MARKER = "\x00orders-reconciled"
 
 
 class TableKV:
@@ -158,6 +160,7 @@ class KpiWorker:
         self.ticket_proj = TicketProjector(self.ticket_kv, self.cat, live=self.live,
                                            alerts=s.alerts, timers=self.timers_kv)
         self._alerted: set[str] = set()
+        self._reconciled: dict[int, int] = {}  # partition -> catalogue revision
         self.employee_proj = EmployeeProjector(self.employee_kv, self.cat,
                                                self.roster, live=self.live)
         # The read side (API, snapshots, timers) reads the tables directly, never the
@@ -245,9 +248,33 @@ class KpiWorker:
     async def _ticket_agent(self, stream: faust.StreamT) -> None:
         await self.loaded.wait()
         async for event in stream.events():
-            await self._ticket_batch(self._records(event))
+            await self._guarded(self._ticket_batch, self._records(event))
+
+    async def _guarded(self, handler: Callable[[list[Any]], Awaitable[None]],
+                       records: list[Any]) -> None:
+        """Run a batch handler; a bug in it stops the process before anything is committed.
+
+        Invalid input never gets here (it is dead-lettered at the edge), so an exception is
+        a defect. Faust's supervisor would restart the agent and the failed batch could be
+        acknowledged, silently losing it; exiting at once instead leaves its offsets
+        uncommitted, and the restarted worker (compose/systemd restart it) redelivers the
+        batch exactly as after a SIGKILL, which the state is built to survive.
+        """
+        try:
+            await handler(records)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            first = records[0] if records else None
+            where = f"{first.topic}[{first.partition}]@{first.offset}" if first else "?"
+            log.critical("processing failed at %s; exiting without commit so that the "
+                         "batch is redelivered on restart", where, exc_info=True)
+            logging.shutdown()
+            os._exit(70)
 
     async def _ticket_batch(self, records: list[Any]) -> None:
+        if records:
+            await self._reconcile_orders(records[0].partition)
         for msg in records:
             if msg.topic == self.notices_name:
                 out = self.ticket_proj.apply_notice(orjson.loads(bytes(msg.value)))
@@ -261,21 +288,55 @@ class KpiWorker:
                     self.metrics.duplicates.labels(topic).inc()
                 else:
                     self._observe(msg, ev, topic)
-            for emp, fact in out.facts:
-                await self.facts.send(key=emp.encode(), value=fact)
-            for ticket_id, notice in out.notices:
-                await self.notices.send(key=ticket_id.encode(), value=notice)
-            for priority, outcome, fr_s, res_s in out.outcomes:
-                self.metrics.sla_tickets.labels(priority, outcome).inc()
-                self.metrics.first_response_seconds.labels(priority).observe(float(fr_s))
-                self.metrics.resolution_seconds.labels(priority).observe(float(res_s))
+            await self._emit(out)
         self.ticket_kv.flush()
         self.timers_kv.flush()
+
+    async def _emit(self, out: TicketOutput) -> None:
+        for emp, fact in out.facts:
+            await self.facts.send(key=emp.encode(), value=fact)
+        for ticket_id, notice in out.notices:
+            await self.notices.send(key=ticket_id.encode(), value=notice)
+        for priority, outcome, fr_s, res_s in out.outcomes:
+            self.metrics.sla_tickets.labels(priority, outcome).inc()
+            self.metrics.first_response_seconds.labels(priority).observe(float(fr_s))
+            self.metrics.resolution_seconds.labels(priority).observe(float(res_s))
+
+    async def _reconcile_orders(self, partition: int) -> None:
+        """Bring one partition's tickets up to the orders known now (see `reconcile`).
+
+        Which orders a partition was reconciled with is a key in its own store, written
+        in the same batch as the re-folded tickets, so a crash or a move to another
+        worker neither skips nor repeats the work. Runs inside the batch's event, so
+        every read and write goes to this partition's store and changelog.
+        """
+        if self._reconciled.get(partition) == self.cat.revision:
+            return
+        raw = self.ticket_kv.get(ORDERS_MARKER)
+        done = orjson.loads(raw) if raw is not None else None
+        new = self.cat.changed_since(done)
+        if new:
+            # Faust's store keeps one RocksDB per partition; only this one's keys are ours
+            # to rewrite here (Store._db_for_partition is the store's own accessor).
+            db = cast(Any, self.tickets_table.data)._db_for_partition(partition)
+            # Skip our marker and Faust's own offset key (b"__faust\0offset__").
+            ids = [k.decode() for k in (bytes(k) for k in db.keys())
+                   if not k.startswith((b"\x00", b"__faust\x00"))]
+            moved = 0
+            for out in self.ticket_proj.reconcile(ids, new):
+                moved += 1
+                await self._emit(out)
+            if moved:
+                log.info("partition %d: %d tickets re-folded under %d new norm order(s)",
+                         partition, moved, len(new))
+        if new or done is None:
+            self.ticket_kv.put(ORDERS_MARKER, orjson.dumps(self.cat.digests()))
+        self._reconciled[partition] = self.cat.revision
 
     async def _employee_agent(self, stream: faust.StreamT) -> None:
         await self.loaded.wait()
         async for event in stream.events():
-            await self._employee_batch(self._records(event))
+            await self._guarded(self._employee_batch, self._records(event))
 
     async def _employee_batch(self, records: list[Any]) -> None:
         for msg in records:
@@ -349,8 +410,7 @@ class KpiWorker:
                     tps += [TopicPartition(name, p) for p in parts]
                 consumer.assign(tps)
                 await consumer.seek_to_beginning(*tps)
-                end = await consumer.end_offsets(tps)
-                pending = {tp for tp, off in end.items() if off > 0}
+                pending = set(tps)
                 self.broker_error = None
                 backoff = 0.5
                 while True:
@@ -358,7 +418,11 @@ class KpiWorker:
                     for tp, records in batch.items():
                         for rec in records:
                             self._apply_global(tp.topic, rec.key, rec.value)
-                        if tp in pending and records and records[-1].offset + 1 >= end[tp]:
+                    # Loaded when every partition is read up to the high watermark that
+                    # a fetch reported (not ListOffsets: see fastpath.verified_end_offsets).
+                    for tp in list(pending):
+                        hw = consumer.highwater(tp)
+                        if hw is not None and await consumer.position(tp) >= hw:
                             pending.discard(tp)
                     if not pending and not self.loaded.is_set():
                         log.info("norm orders (%d) and roster loaded", len(self.cat))

@@ -20,6 +20,7 @@ own `kafka://` transport with the same agents (each event is then a batch of one
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, ClassVar, cast
@@ -27,6 +28,8 @@ from typing import Any, ClassVar, cast
 from faust.transport.drivers import aiokafka as _aiokafka
 from faust.types import TP, ConsumerT, Message
 from mode import Service
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -38,6 +41,9 @@ class RecordBatch:
 
 class BatchingConsumer(_aiokafka.Consumer):
     """The aiokafka consumer, delivering one message per fetched topic-partition chunk."""
+
+    def _new_consumer_thread(self) -> Any:
+        return VerifiedHighwaterThread(self, loop=self.loop, beacon=self.beacon)
 
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:
         """Yield (tp, batch message) for each partition's chunk of one fetch."""
@@ -124,6 +130,71 @@ class BatchingConsumer(_aiokafka.Consumer):
             if self.transport.app.should_stop:
                 return
             raise
+
+
+async def verified_end_offsets(consumer: Any, partitions: list[Any],
+                               make_probe: Any, timeout_s: float = 10.0) -> dict[Any, int]:
+    """End offsets confirmed by a fetch: a broker's ListOffsets answer is only trusted when
+    a fetch from just before it reports the same high watermark.
+
+    Why: some Kafka-compatible brokers (Tansu, our embedded development broker) answer
+    ListOffsets(latest) with the base offset of the last record batch + 1, so a changelog
+    looks shorter than it is; Faust's recovery would then stop early (or refuse to start,
+    "persisted offset higher than highwater"). A Fetch response carries the true high
+    watermark. On Apache Kafka the two agree and this costs one small fetch per partition,
+    only when tables recover.
+    """
+    ends: dict[Any, int] = dict(await consumer.end_offsets(partitions))
+    probe_tps = [tp for tp in partitions if ends.get(tp, 0) > 0]
+    if not probe_tps:
+        return ends
+    from aiokafka.structs import TopicPartition
+
+    probe = make_probe()
+    try:
+        await probe.start()
+        wanted = {TopicPartition(tp.topic, tp.partition): tp for tp in probe_tps}
+        probe.assign(list(wanted))
+        for atp, tp in wanted.items():
+            probe.seek(atp, ends[tp] - 1)
+        pending = set(wanted)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while pending and loop.time() < deadline:
+            await probe.getmany(*pending, timeout_ms=500, max_records=1)
+            for atp in list(pending):
+                hw = probe.highwater(atp)
+                if hw is not None:
+                    ends[wanted[atp]] = max(ends[wanted[atp]], hw)
+                    pending.discard(atp)
+    except Exception as exc:  # keep ListOffsets' answer rather than stall recovery
+        log.warning("could not verify end offsets by fetch: %r", exc)
+    finally:
+        await probe.stop()
+    return ends
+
+
+class VerifiedHighwaterThread(_aiokafka.AIOKafkaConsumerThread):
+    """Faust's consumer thread with fetch-verified highwaters (see verified_end_offsets)."""
+
+    async def _highwaters(self, partitions: list[TP]) -> Any:
+        consumer = self._ensure_consumer()
+        if self.consumer.in_transaction:
+            return await super()._highwaters(partitions)
+        conf = self.app.conf
+        transport = cast(Any, self.consumer).transport
+
+        def make_probe() -> Any:
+            import aiokafka
+
+            auth = _aiokafka.credentials_to_aiokafka_auth(conf.broker_credentials,
+                                                         conf.ssl_context)
+            return aiokafka.AIOKafkaConsumer(
+                bootstrap_servers=_aiokafka.server_list(transport.url,
+                                                        transport.default_port),
+                enable_auto_commit=False, **auth)
+
+        return await verified_end_offsets(consumer, list(partitions), make_probe)
 
 
 class Transport(_aiokafka.Transport):

@@ -144,9 +144,11 @@ def register_web(worker: KpiWorker) -> None:
                 return await super().dispatch(request)
             except ApiError as exc:
                 return self._error(exc.status, exc.code, exc.detail, exc.headers)
-            except (TimeoutError, aiohttp.ClientError):
-                # Reaching the worker that owns the key failed (it stopped, or moved).
-                log.warning("owner of %r unreachable", request.path, exc_info=True)
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                # Reaching the worker that owns the key failed (it stopped, or moved): an
+                # expected moment of a rebalance, one line without a traceback.
+                log.warning("owner of %r unreachable: %s", request.path,
+                            exc.__class__.__name__)
                 return self._error(503, "owner_unavailable",
                                    "the worker owning this key cannot be reached; retry")
             except Exception:  # never leak internals: log them, answer a plain 500
