@@ -45,8 +45,10 @@ log = logging.getLogger("kpi.worker")
 TICKET_INPUTS = ("tickets", "escalations", "reopens")
 EMPLOYEE_INPUTS = ("calls", "evaluations", "roster")
 GLOBAL_INPUTS = ("norm-orders", "roster")
+INPUT_TOPICS = (*TICKET_INPUTS, *EMPLOYEE_INPUTS, "norm-orders")
 # A key of each tickets store partition: the orders its tickets were reconciled with.
 ORDERS_MARKER = "\x00orders-reconciled"
+RECONCILE_NOTICE = "kpi.reconcile_orders"
 
 
 class TableKV:
@@ -98,6 +100,7 @@ class KpiWorker:
         self.roster = Roster()
         self.loaded = asyncio.Event()
         self.broker_error: str | None = None
+        self._global_consumer: Any = None
         self._dirty: set[tuple[str, str]] = set()
         self._seen_employees: set[str] = set()
         self._gauge_labels: dict[str, tuple[str, str]] = {}
@@ -161,6 +164,7 @@ class KpiWorker:
                                            alerts=s.alerts, timers=self.timers_kv)
         self._alerted: set[str] = set()
         self._reconciled: dict[int, int] = {}  # partition -> catalogue revision
+        self._reconcile_requested: dict[int, int] = {}
         self.employee_proj = EmployeeProjector(self.employee_kv, self.cat,
                                                self.roster, live=self.live)
         # The read side (API, snapshots, timers) reads the tables directly, never the
@@ -175,6 +179,8 @@ class KpiWorker:
         app.task(self._load_global_state)
         app.timer(s.snapshot_interval)(self._flush_snapshots)
         app.timer(s.gauge_interval)(self._refresh_gauges)
+        app.timer(s.broker_probe_interval)(self._probe_broker)
+        app.timer(1.0)(self._request_reconcile)
         if s.alerts:
             app.timer(0.5)(self._fire_alerts)
         self.restart_generation: int | None = None
@@ -277,7 +283,10 @@ class KpiWorker:
             await self._reconcile_orders(records[0].partition)
         for msg in records:
             if msg.topic == self.notices_name:
-                out = self.ticket_proj.apply_notice(orjson.loads(bytes(msg.value)))
+                notice = orjson.loads(bytes(msg.value))
+                if notice.get("type") == RECONCILE_NOTICE:
+                    continue  # its work was done above, at the start of the batch
+                out = self.ticket_proj.apply_notice(notice)
             else:
                 ev = await self._decode(msg)
                 if ev is None:
@@ -301,6 +310,28 @@ class KpiWorker:
             self.metrics.sla_tickets.labels(priority, outcome).inc()
             self.metrics.first_response_seconds.labels(priority).observe(float(fr_s))
             self.metrics.resolution_seconds.labels(priority).observe(float(res_s))
+
+    async def _request_reconcile(self) -> None:
+        """Wake each owned tickets partition whose store may lag the known orders.
+
+        Reconciling needs the partition's own event context, which only a record of that
+        partition gives; a partition with no new records (all read before the order, or
+        just moved here) gets one through a notice addressed to it.
+        """
+        if not self.loaded.is_set() or self.app.rebalancing:
+            return
+        rev = self.cat.revision
+        owned = {tp.partition for tp in self.app.consumer.assignment()
+                 if tp.topic == self.notices_name}
+        for p in list(self._reconcile_requested):
+            if p not in owned:
+                del self._reconcile_requested[p]
+                self._reconciled.pop(p, None)
+        for p in sorted(owned):
+            if rev not in (self._reconciled.get(p), self._reconcile_requested.get(p)):
+                await self.notices.send(key=b"", partition=p,
+                                        value=orjson.dumps({"type": RECONCILE_NOTICE}))
+                self._reconcile_requested[p] = rev
 
     async def _reconcile_orders(self, partition: int) -> None:
         """Bring one partition's tickets up to the orders known now (see `reconcile`).
@@ -401,6 +432,7 @@ class KpiWorker:
             )
             try:
                 await consumer.start()
+                self._global_consumer = consumer
                 tps = []
                 for name in names:
                     parts = consumer.partitions_for_topic(name)
@@ -411,7 +443,7 @@ class KpiWorker:
                 consumer.assign(tps)
                 await consumer.seek_to_beginning(*tps)
                 pending = set(tps)
-                self.broker_error = None
+                self._set_broker_state(None)
                 backoff = 0.5
                 while True:
                     batch = await consumer.getmany(timeout_ms=500, max_records=10000)
@@ -430,14 +462,65 @@ class KpiWorker:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the broker may be away: retry with backoff
-                msg = f"cannot read norm-orders/roster: {exc.__class__.__name__}: {exc}"
-                if msg != self.broker_error:
-                    log.warning(msg)
-                self.broker_error = msg
+                self._set_broker_state(f"cannot read norm-orders/roster: "
+                                       f"{exc.__class__.__name__}: {exc}")
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
             finally:
+                self._global_consumer = None
                 await consumer.stop()
+
+    def _set_broker_state(self, error: str | None) -> None:
+        """Record whether the broker answers; one log line per change of state."""
+        if error == self.broker_error:
+            return
+        if error is None:
+            log.info("broker %s answering again: processing resumes", self.settings.brokers)
+        elif self.broker_error is None:
+            log.warning("broker %s lost: %s (retrying with backoff; /health answers 503)",
+                        self.settings.brokers, error)
+        self.broker_error = error
+
+    async def _probe_broker(self) -> None:
+        """Ask the broker for metadata with a deadline: Kafka clients retry silently, so
+        a paused or partitioned broker would otherwise look healthy."""
+        consumer = self._global_consumer
+        if consumer is None:
+            return  # the loader is (re)connecting and reports its own errors
+        try:
+            await asyncio.wait_for(consumer._client.fetch_all_metadata(),
+                                   self.settings.broker_probe_timeout)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            what = ("no answer within "
+                    f"{self.settings.broker_probe_timeout:g} s" if isinstance(exc, TimeoutError)
+                    else f"{exc.__class__.__name__}: {exc}")
+            self._set_broker_state(f"broker not answering ({what})")
+        else:
+            self._set_broker_state(None)
+        await self._update_lag()
+
+    async def _update_lag(self) -> None:
+        """kpi_consumer_lag_messages per input topic over the partitions this worker owns
+        (high watermark of the last fetch minus position); 0 for topics it owns none of,
+        so sums across workers stay right."""
+        lag = dict.fromkeys(INPUT_TOPICS, 0)
+        consumer = self.app.consumer
+        try:
+            for tp in consumer.assignment():
+                topic = self._topic_name(tp.topic)
+                if topic not in lag or not tp.topic.startswith(self.settings.topic_prefix):
+                    continue
+                hw = consumer.highwater(tp)
+                pos = await consumer.position(tp)
+                if hw is not None and pos is not None:
+                    lag[topic] += max(0, hw - pos)
+        except Exception as exc:  # during a rebalance the assignment may move under us
+            log.debug("lag not updated: %s", exc)
+            return
+        for topic, value in lag.items():
+            self.metrics.consumer_lag.labels(topic).set(value)
 
     def _apply_global(self, full_topic: str, key: bytes | None, value: bytes | None) -> None:
         topic = self._topic_name(full_topic)

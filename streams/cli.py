@@ -117,6 +117,9 @@ def worker(ctx: click.Context, web_port: int | None, web_host: str | None,
     if loglevel:
         upd["log_level"] = loglevel
     s = s.model_copy(update=upd)
+    from streams.startup import wait_for_broker
+
+    wait_for_broker(s, lambda line: click.echo(line, err=True))
     try:
         create_topics(s)
         # Tables are co-partitioned with their source topics: follow the topics as they are.

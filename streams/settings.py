@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     snapshots: bool = Field(True, description="publish kpi-employee snapshots")
     follow_active: bool = Field(True, description="serve the registry's active generation")
     gauge_interval: float = Field(5.0, gt=0, description="per-employee gauge refresh, s")
+    broker_probe_interval: float = Field(2.0, gt=0, description="broker liveness probe, s")
+    broker_probe_timeout: float = Field(5.0, gt=0, description="probe deadline, s")
     alerts: bool = Field(True, description="publish live SLA alerts (off for replays)")
     auth_enabled: bool = Field(True, description="require bearer tokens on the API")
     tokens_file: Path = Field(Path(".kpi/tokens.json"), description="hashed API tokens")
