@@ -52,7 +52,12 @@ class BatchingConsumer(_aiokafka.Consumer):
         if records is None or self.should_stop:
             return
         if not self.flow_active:
-            await self.perform_seek()
+            # As Faust's own getmany: seek back to committed offsets, and tolerate the
+            # assignment moving under the seek (a rebalance in progress: it seeks again).
+            try:
+                await self.perform_seek()
+            except Exception as exc:
+                log.warning("seek while flow not active failed (rebalancing): %r", exc)
             return
         to_message = self._to_message
         changelogs = self._changelog_topics()
