@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit integration bench clean
+.PHONY: demo test lint typecheck unit integration bench soak clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -36,6 +36,9 @@ typecheck: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/kpi bench
+
+soak: $(STAMP)
+	$(BIN)/kpi soak --minutes 30 --rate 200 --csv soak.csv --json soak.json
 
 clean:
 	rm -rf $(VENV) .kpi .mypy_cache .ruff_cache .pytest_cache .hypothesis

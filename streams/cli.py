@@ -529,6 +529,35 @@ def bench(events: int, bench_brokers: str | None, partitions: int, timeout: int,
         _fail(f"bench failed: {exc}")
 
 
+@cli.command()
+@click.option("--minutes", default=30.0, show_default=True, type=click.FloatRange(0.05, 1440))
+@click.option("--rate", default=200.0, show_default=True, type=click.FloatRange(0.1, 1e5),
+              help="Live events per second.")
+@click.option("--employees", default=300, show_default=True, type=click.IntRange(1, 100000))
+@click.option("--interval", default=10.0, show_default=True, type=click.FloatRange(0.5, 600),
+              help="Seconds between samples.")
+@click.option("--brokers", "soak_brokers",
+              help="Use this broker instead of starting the embedded one (fresh topic prefix).")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write every sample to this CSV file.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the summary and samples to this JSON file.")
+@click.option("--keep", is_flag=True, help="Keep the run's state and logs.")
+def soak(minutes: float, rate: float, employees: int, interval: float,
+         soak_brokers: str | None, csv_path: Path | None, json_path: Path | None,
+         keep: bool) -> None:
+    """Run one worker under a steady live feed; record RSS, lag and throughput."""
+    from streams.soak import SoakConfig, SoakError
+    from streams.soak import main as run_soak
+
+    cfg = SoakConfig(minutes=minutes, rate=rate, employees=employees, interval=interval,
+                     brokers=soak_brokers, csv_path=csv_path, keep=keep)
+    try:
+        run_soak(cfg, json_path)
+    except SoakError as exc:
+        _fail(f"soak failed: {exc}")
+
+
 def main() -> None:
     """Entry point: user mistakes print one line, never a traceback."""
     try:

@@ -1,0 +1,295 @@
+"""`kpi soak`: one worker under a steady live feed for a long time, sampled as it runs.
+
+It starts the embedded broker (or uses `--brokers` with a fresh topic prefix), one
+`kpi worker` subprocess, and the simulator's live feed at `--rate` events/s for
+`--minutes`. Every `--interval` seconds it records, from /proc and the worker's
+/metrics: resident memory (VmRSS), CPU, events accepted (throughput over the interval),
+consumer lag (`kpi_consumer_lag_messages`, summed over topics) and p99 processing
+latency over the interval. Each sample is printed and written to a CSV; the summary
+compares the second half with the first and fits a line through RSS after warm-up, so a
+leak shows as a slope, not as an impression.
+
+Not part of `make test` (it runs for 30 minutes); `make soak` runs it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from streams.bench import (
+    _counted,
+    _cpu_seconds,
+    _delta,
+    _proc_status,
+    _scrape,
+    _stop,
+    histogram,
+    metric_sum,
+    quantile,
+)
+from streams.broker import EmbeddedBroker, free_port
+from streams.settings import Settings
+
+LATENCY = "kpi_processing_latency_seconds"
+LAG = "kpi_consumer_lag_messages"
+MIB = 1024 * 1024
+
+
+class SoakError(RuntimeError):
+    """The soak could not run (broker, worker, feed): one readable line."""
+
+
+@dataclass(frozen=True)
+class SoakConfig:
+    minutes: float = 30.0
+    rate: float = 200.0
+    employees: int = 300
+    interval: float = 10.0
+    partitions: int = 4
+    seed: int = 7
+    brokers: str | None = None
+    csv_path: Path | None = None
+    work_dir: Path | None = None
+    keep: bool = False
+
+
+@dataclass
+class Sample:
+    t_s: float
+    sent: int
+    processed: int
+    events_per_s: float
+    lag_messages: float
+    p99_latency_s: float | None
+    rss_mib: float
+    cpu_pct: float
+
+
+@dataclass
+class SoakResult:
+    config: dict[str, Any]
+    samples: list[Sample] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def slope_per_hour(points: list[tuple[float, float]]) -> float | None:
+    """Least-squares slope of (seconds, value) points, in value per hour."""
+    n = len(points)
+    if n < 3:
+        return None
+    mx = sum(x for x, _ in points) / n
+    my = sum(y for _, y in points) / n
+    sxx = sum((x - mx) ** 2 for x, _ in points)
+    if sxx == 0:
+        return None
+    sxy = sum((x - mx) * (y - my) for x, y in points)
+    return sxy / sxx * 3600.0
+
+
+def summarize(samples: list[Sample], warmup_fraction: float = 0.2) -> dict[str, Any]:
+    """Throughput, lag and memory over the run; RSS trend after warm-up."""
+    if not samples:
+        return {}
+    steady = samples[int(len(samples) * warmup_fraction):] or samples
+    half = len(steady) // 2
+    first, second = steady[:half] or steady, steady[half:] or steady
+
+    def mean(xs: list[float]) -> float:
+        return sum(xs) / len(xs) if xs else 0.0
+
+    rss_first = mean([s.rss_mib for s in first])
+    rss_second = mean([s.rss_mib for s in second])
+    slope = slope_per_hour([(s.t_s, s.rss_mib) for s in steady])
+    p99s = [s.p99_latency_s for s in steady if s.p99_latency_s is not None]
+    last = samples[-1]
+    return {
+        "duration_s": round(last.t_s, 1),
+        "sent": last.sent,
+        "processed": last.processed,
+        "events_per_s_mean": round(mean([s.events_per_s for s in steady]), 1),
+        "lag_messages_mean": round(mean([s.lag_messages for s in steady]), 1),
+        "lag_messages_max": max(s.lag_messages for s in samples),
+        "p99_latency_s_max": round(max(p99s), 3) if p99s else None,
+        "rss_mib_min": round(min(s.rss_mib for s in samples), 1),
+        "rss_mib_max": round(max(s.rss_mib for s in samples), 1),
+        "rss_mib_first_half": round(rss_first, 1),
+        "rss_mib_second_half": round(rss_second, 1),
+        "rss_growth_pct": round(100.0 * (rss_second - rss_first) / rss_first, 2)
+        if rss_first else None,
+        "rss_slope_mib_per_hour": round(slope, 2) if slope is not None else None,
+        "cpu_pct_mean": round(mean([s.cpu_pct for s in steady]), 1),
+    }
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _feed(bootstrap: str, prefix: str, cfg: SoakConfig, limit: int,
+          stop: threading.Event, sent: list[int], errors: list[BaseException]) -> None:
+    """The simulator's live feed at a steady rate (a thread: it sleeps between events)."""
+    from kafka import KafkaProducer
+
+    from streams import simulate as sim
+
+    try:
+        producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+        feed = sim.live(employees=cfg.employees, seed=cfg.seed, rate=cfg.rate,
+                        now=lambda: datetime.now(UTC))
+
+        def counted() -> Any:
+            for ev in feed:
+                if stop.is_set():
+                    return
+                sent[0] += 1
+                yield ev
+
+        sim.send(counted(), producer, prefix, rate=cfg.rate, limit=limit, progress=False)
+        producer.flush()
+        producer.close()
+    except BaseException as exc:  # reported by the sampling loop
+        errors.append(exc)
+
+
+def run(cfg: SoakConfig, on_sample: Callable[[Sample], None] | None = None) -> SoakResult:
+    from streams.admin import create_topics
+
+    base_dir = Path(tempfile.mkdtemp(prefix="kpi-soak-", dir=cfg.work_dir))
+    prefix = f"soak{uuid.uuid4().hex[:6]}."
+    broker: EmbeddedBroker | None = None
+    proc: subprocess.Popen[bytes] | None = None
+    stop = threading.Event()
+    result = SoakResult(config={k: str(v) if isinstance(v, Path) else v
+                                for k, v in asdict(cfg).items()})
+    try:
+        if cfg.brokers:
+            bootstrap = cfg.brokers
+        else:
+            broker = EmbeddedBroker(log_path=base_dir / "broker.log").start()
+            bootstrap = broker.bootstrap
+        create_topics(Settings(brokers=bootstrap, topic_prefix=prefix,
+                               partitions=cfg.partitions))
+        port = free_port()
+        env = {"KPI_BROKERS": bootstrap, "KPI_TOPIC_PREFIX": prefix,
+               "KPI_DATA_DIR": str(base_dir / "worker-data"), "KPI_WEB_HOST": "127.0.0.1",
+               "KPI_WEB_PORT": str(port), "KPI_AUTH_ENABLED": "false",
+               "KPI_PARTITIONS": str(cfg.partitions)}
+        with open(base_dir / "worker.log", "ab") as log:
+            proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"],
+                                    env={**os.environ, **env}, stdout=log,
+                                    stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while _scrape(url) is None:
+            if proc.poll() is not None:
+                raise SoakError(f"worker exited with {proc.returncode} "
+                                f"(log: {base_dir / 'worker.log'})")
+            if time.monotonic() > deadline:
+                raise SoakError("worker did not serve /metrics within 120 s")
+            time.sleep(0.5)
+        _say(f"soak: worker up (pid {proc.pid}), feeding {cfg.rate:g} events/s for "
+             f"{cfg.minutes:g} min; samples every {cfg.interval:g} s; state {base_dir}")
+        sent = [0]
+        errors: list[BaseException] = []
+        limit = max(1, int(cfg.rate * cfg.minutes * 60))
+        feeder = threading.Thread(target=_feed, name="soak-feed", daemon=True,
+                                  args=(bootstrap, prefix, cfg, limit, stop, sent, errors))
+        t0 = time.monotonic()
+        feeder.start()
+        prev_t, prev_n = t0, 0
+        prev_cpu = _cpu_seconds(proc.pid) or 0.0
+        prev_hist: list[tuple[float, float]] = []
+        end = t0 + cfg.minutes * 60
+        writer = None
+        csv_file = open(cfg.csv_path, "w", newline="") if cfg.csv_path else None
+        try:
+            while True:
+                now = time.monotonic()
+                time.sleep(max(0.0, min(cfg.interval, end - now)))
+                if proc.poll() is not None:
+                    raise SoakError(f"worker exited with {proc.returncode} "
+                                    f"(log: {base_dir / 'worker.log'})")
+                if errors:
+                    raise SoakError(f"feed failed: {errors[0]}")
+                text = _scrape(url) or ""
+                now = time.monotonic()
+                n = _counted(text)
+                hist = histogram(text, LATENCY)
+                cpu = _cpu_seconds(proc.pid) or prev_cpu
+                sample = Sample(
+                    t_s=round(now - t0, 1), sent=sent[0], processed=n,
+                    events_per_s=round((n - prev_n) / (now - prev_t), 1),
+                    lag_messages=metric_sum(text, LAG),
+                    p99_latency_s=_p99(_delta(hist, prev_hist)),
+                    rss_mib=round((_proc_status(proc.pid, "VmRSS") or 0) / MIB, 1),
+                    cpu_pct=round(100.0 * (cpu - prev_cpu) / (now - prev_t), 1),
+                )
+                prev_t, prev_n, prev_cpu, prev_hist = now, n, cpu, hist
+                result.samples.append(sample)
+                if csv_file is not None:
+                    if writer is None:
+                        writer = csv.DictWriter(csv_file, fieldnames=list(asdict(sample)))
+                        writer.writeheader()
+                    writer.writerow(asdict(sample))
+                    csv_file.flush()
+                if on_sample:
+                    on_sample(sample)
+                if now >= end:
+                    break
+        finally:
+            if csv_file is not None:
+                csv_file.close()
+        stop.set()
+        feeder.join(30)
+        result.summary = summarize(result.samples)
+        return result
+    finally:
+        stop.set()
+        _stop(proc)
+        if broker is not None:
+            broker.stop()
+        if not cfg.keep:
+            shutil.rmtree(base_dir, ignore_errors=True)
+
+
+def _p99(buckets: list[tuple[float, float]]) -> float | None:
+    q = quantile(buckets, 0.99)
+    return None if q is None else round(q, 3)
+
+
+def print_sample(s: Sample) -> None:
+    p99 = "-" if s.p99_latency_s is None else f"{s.p99_latency_s:.3f}s"
+    _say(f"soak t={s.t_s:7.1f}s sent={s.sent:>8,} processed={s.processed:>8,} "
+         f"{s.events_per_s:>7.1f} ev/s lag={s.lag_messages:>6.0f} p99={p99:>7} "
+         f"rss={s.rss_mib:7.1f} MiB cpu={s.cpu_pct:5.1f}%")
+
+
+def main(cfg: SoakConfig, json_path: Path | None) -> SoakResult:
+    result = run(cfg, on_sample=print_sample)
+    s = result.summary
+    print(f"soak: {s['duration_s']:.0f} s, {s['sent']:,} sent, {s['processed']:,} processed, "
+          f"{s['events_per_s_mean']:.1f} events/s (steady state)")
+    print(f"  consumer lag: mean {s['lag_messages_mean']}, max {s['lag_messages_max']:.0f}; "
+          f"p99 processing latency max {s['p99_latency_s_max']} s")
+    print(f"  RSS: {s['rss_mib_min']}-{s['rss_mib_max']} MiB; first half "
+          f"{s['rss_mib_first_half']} MiB, second half {s['rss_mib_second_half']} MiB "
+          f"({s['rss_growth_pct']:+}%), slope {s['rss_slope_mib_per_hour']} MiB/h")
+    if json_path is not None:
+        json_path.write_text(json.dumps({"config": result.config, "summary": s,
+                                         "samples": [asdict(x) for x in result.samples]},
+                                        indent=2))
+    return result
