@@ -162,7 +162,8 @@ class KpiWorker:
         self.employee_kv = BatchKV(TableKV(self.employees_table))
         self.ticket_proj = TicketProjector(self.ticket_kv, self.cat, live=self.live,
                                            alerts=s.alerts, timers=self.timers_kv)
-        self._alerted: set[str] = set()
+        # ticket_id -> "target:kind" alerts this process has sent or found sent
+        self._alerted: dict[str, set[str]] = {}
         self._reconciled: dict[int, int] = {}  # partition -> catalogue revision
         self._reconcile_requested: dict[int, int] = {}
         self.employee_proj = EmployeeProjector(self.employee_kv, self.cat,
@@ -557,47 +558,56 @@ class KpiWorker:
 
     # -- outputs ------------------------------------------------------------------------
 
-    def owns(self, topic: str, key: str) -> bool:
+    def owns(self, topic: str, key: str, assignment: set[TP] | None = None) -> bool:
         """Does this worker own the partition of `key` on `topic` right now?"""
         n = self.settings.partitions
         p = (murmur2(key.encode()) & 0x7FFFFFFF) % n
-        return TP(topic, p) in self.app.consumer.assignment()
+        if assignment is None:
+            assignment = self.app.consumer.assignment()
+        return TP(topic, p) in assignment
 
     async def _fire_alerts(self) -> None:
         """Publish every SLA threshold reached by an open ticket this worker owns."""
         if not self.loaded.is_set() or self.app.rebalancing:
             return
         now = self.clock()
-        tickets_topic = self.ticket_topic_names[0]
         breached: dict[str, int] = dict.fromkeys(("P1", "P2", "P3", "P4"), 0)
-        due: list[str] = []
+        due: list[tuple[str, list[str]]] = []
+        present: set[str] = set()
+        # Faust iterates a table over the partitions this worker actively owns only.
         for key, raw in list(self.timers_table.items()):
             ticket_id = key if isinstance(key, str) else bytes(key).decode()
-            if not self.owns(tickets_topic, ticket_id):
-                continue
+            present.add(ticket_id)
             entry = orjson.loads(_as_bytes(raw))
-            moments = [(datetime.fromisoformat(m), target, kind) for m, target, kind in entry["th"]]
-            if any(kind == "breached" and m <= now for m, _, kind in moments):
+            reached = [f"{target}:{kind}" for m, target, kind in entry["th"]
+                       if datetime.fromisoformat(m) <= now]
+            if any(r.endswith(":breached") for r in reached):
                 breached[entry["p"]] = breached.get(entry["p"], 0) + 1
-            if any(m <= now and f"{ticket_id}:{t}:{k}" not in self._alerted
-                   for m, t, k in moments):
-                due.append(ticket_id)
+            handled = self._alerted.get(ticket_id, ())
+            if any(r not in handled for r in reached):
+                due.append((ticket_id, reached))
         for priority, n in breached.items():
             self.metrics.sla_open_breached.labels(priority).set(n)
-        for ticket_id in due:
+        # What this process has handled is only kept for tickets still timed: bounded by
+        # the open tickets, not by history.
+        for ticket_id in [t for t in self._alerted if t not in present]:
+            del self._alerted[ticket_id]
+        for ticket_id, reached in due:
+            handled = self._alerted.setdefault(ticket_id, set())
             for alert in self.ticket_reader.due_alerts(ticket_id, now):
-                ident = f"{ticket_id}:{alert['target']}:{alert['type'][4:]}"
-                if ident in self._alerted:
+                ident = f"{alert['target']}:{alert['type'][4:]}"
+                if ident in handled:
                     continue
                 await self.alerts_out.send(key=ticket_id.encode(), value=orjson.dumps(alert))
                 # Record it through the ticket's own partition, so the state that says
                 # "sent" is written in stream order and survives a restart.
-                await self.notices.send(
-                    key=ticket_id.encode(),
-                    value=alert_sent_notice(ticket_id, f"{alert['target']}:{alert['type'][4:]}"),
-                )
-                self._alerted.add(ident)
+                await self.notices.send(key=ticket_id.encode(),
+                                        value=alert_sent_notice(ticket_id, ident))
+                handled.add(ident)
                 self.metrics.sla_alerts.labels(alert["target"], alert["type"][4:]).inc()
+            # Thresholds reached but owing nothing were sent before (a restart, or the
+            # notice still on its way): do not re-fold the ticket for them every tick.
+            handled.update(reached)
 
     def today(self) -> str:
         now = self.clock()
@@ -632,8 +642,9 @@ class KpiWorker:
         facts = self.facts_name
         wanted: dict[str, tuple[str, str]] = {}
         m = self.metrics
+        assignment = self.app.consumer.assignment()
         for emp in sorted(set(self.roster.employees()) | self._seen_employees):
-            if not self.owns(facts, emp) or not self.employee_reader.known(emp):
+            if not self.owns(facts, emp, assignment) or not self.employee_reader.known(emp):
                 continue
             labels = (emp, self.roster.department_of(emp) or "")
             wanted[emp] = labels
