@@ -153,10 +153,13 @@ class KpiWorker:
         # changelog keys are the same bytes as the source topics' keys (same partition, and
         # readable by `kpi replay`); we serialize values ourselves.
         table_opts: dict[str, Any] = {"partitions": s.partitions, "key_type": bytes,
-                                      "value_type": bytes, "options": {"driver": "rocksdict"}}
-        self.tickets_table = app.Table("tickets", **table_opts)
-        self.employees_table = app.Table("employees", **table_opts)
-        self.timers_table = app.Table("alert-timers", **table_opts)
+                                      "value_type": bytes}
+        self.tickets_table = app.Table("tickets", options=self._rocksdb_options(),
+                                       **table_opts)
+        self.employees_table = app.Table("employees", options=self._rocksdb_options(),
+                                         **table_opts)
+        self.timers_table = app.Table("alert-timers", options=self._rocksdb_options(),
+                                      **table_opts)
         self.ticket_kv = BatchKV(TableKV(self.tickets_table))
         self.timers_kv = BatchKV(TableKV(self.timers_table))
         self.employee_kv = BatchKV(TableKV(self.employees_table))
@@ -190,6 +193,17 @@ class KpiWorker:
         register_web(self)
 
     # -- configuration ----------------------------------------------------------------
+
+    def _rocksdb_options(self) -> dict[str, Any]:
+        """Store options for one table (a fresh dict: Faust's Store pops keys from it)."""
+        s = self.settings
+        mib = 1024 * 1024
+        return {"driver": "rocksdict",
+                "write_buffer_size": s.rocksdb_write_buffer_mb * mib,
+                "max_write_buffer_number": 2,
+                "target_file_size_base": 16 * mib,
+                "block_cache_size": s.rocksdb_block_cache_mb * mib,
+                "block_cache_compressed_size": 0}
 
     def _credentials(self) -> Any:
         s = self.settings

@@ -32,6 +32,12 @@ class Settings(BaseSettings):
     snapshots: bool = Field(True, description="publish kpi-employee snapshots")
     follow_active: bool = Field(True, description="serve the registry's active generation")
     gauge_interval: float = Field(5.0, gt=0, description="per-employee gauge refresh, s")
+    # Faust's RocksDB defaults are 64 MiB memtables (x3) and a 2 GiB block cache *per
+    # partition of each table*: unbounded in practice. These bound a worker's memory at
+    # about (write buffer x 2 + block cache) x tables x partitions owned.
+    rocksdb_write_buffer_mb: int = Field(8, ge=1, le=1024, description="memtable size, MiB")
+    rocksdb_block_cache_mb: int = Field(16, ge=1, le=65536,
+                                        description="block cache per table partition, MiB")
     broker_probe_interval: float = Field(2.0, gt=0, description="broker liveness probe, s")
     broker_probe_timeout: float = Field(5.0, gt=0, description="probe deadline, s")
     alerts: bool = Field(True, description="publish live SLA alerts (off for replays)")
