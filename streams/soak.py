@@ -18,6 +18,7 @@ import csv
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -278,7 +279,14 @@ def print_sample(s: Sample) -> None:
          f"rss={s.rss_mib:7.1f} MiB cpu={s.cpu_pct:5.1f}%")
 
 
+def _interrupted(signum: int, frame: object) -> None:
+    raise SoakError(f"interrupted by signal {signum}")
+
+
 def main(cfg: SoakConfig, json_path: Path | None) -> SoakResult:
+    # A terminated soak still stops its worker and broker (the `finally` in run()).
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupted)
     result = run(cfg, on_sample=print_sample)
     s = result.summary
     print(f"soak: {s['duration_s']:.0f} s, {s['sent']:,} sent, {s['processed']:,} processed, "
