@@ -97,3 +97,38 @@ def list_topics(settings: Settings) -> list[str]:
         return sorted(admin.list_topics())
     finally:
         admin.close()
+
+
+def fetched_end_offsets(consumer: Any, tps: list[Any], timeout: float = 15.0) -> dict[Any, int]:
+    """End offsets of kafka-python TopicPartitions, confirmed by a fetch.
+
+    ListOffsets(latest) is only trusted as a lower bound: Tansu (the embedded broker)
+    answers it with the base offset of the last record batch + 1, so a reader stopping
+    there misses the rest of that batch. A fetch from just before it reports the true high
+    watermark (on Apache Kafka both agree; this costs one small fetch per partition).
+    Leaves the consumer assigned to `tps`; callers seek where they want to read.
+    """
+    import time
+
+    from kafka.errors import KafkaTimeoutError
+
+    if not tps:
+        return {}
+    ends = {tp: int(off) for tp, off in consumer.end_offsets(tps).items()}
+    probe = [tp for tp in tps if ends.get(tp, 0) > 0]
+    consumer.assign(list(tps))
+    for tp in probe:
+        consumer.seek(tp, ends[tp] - 1)
+    pending = set(probe)
+    deadline = time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        consumer.poll(timeout_ms=200, max_records=1, update_offsets=False)
+        for tp in list(pending):
+            hw = consumer.highwater(tp)
+            if hw is not None:
+                ends[tp] = max(ends[tp], int(hw))
+                pending.discard(tp)
+    if pending:
+        raise KafkaTimeoutError(f"no fetch answered for {sorted(map(str, pending))} "
+                                f"within {timeout:.0f}s")
+    return ends

@@ -131,7 +131,7 @@ class KpiWorker:
             consumer_auto_offset_reset="earliest",
             producer_acks=-1,
             stream_wait_empty=False,
-            table_standby_replicas=0,
+            table_standby_replicas=s.standby_replicas,
             logging_config=None,
             loghandlers=[],
         )

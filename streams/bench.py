@@ -237,34 +237,20 @@ def _rate(n_end: int, first: tuple[float, int] | None, t_end: float, t_start: fl
 def highwaters(bootstrap: str, topics: list[str], timeout: float = 15.0) -> Offsets:
     """End offset of every partition as a fetch reports it (ListOffsets is only a hint)."""
     from kafka import KafkaConsumer, TopicPartition
+    from kafka.errors import KafkaTimeoutError
+
+    from streams.admin import fetched_end_offsets
 
     c = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                       request_timeout_ms=10000)
     try:
         tps = [TopicPartition(t, p) for t in topics for p in sorted(c.partitions_for_topic(t)
                                                                       or ())]
-        if not tps:
-            return {}
-        ends = c.end_offsets(tps)
-        out = {(tp.topic, tp.partition): int(ends[tp]) for tp in tps}
-        probe = [tp for tp in tps if ends[tp] > 0]
-        if probe:
-            c.assign(probe)
-            for tp in probe:
-                c.seek(tp, ends[tp] - 1)
-            pending = set(probe)
-            deadline = time.monotonic() + timeout
-            while pending and time.monotonic() < deadline:
-                c.poll(timeout_ms=200, max_records=1)
-                for tp in list(pending):
-                    hw = c.highwater(tp)
-                    if hw is not None:
-                        out[(tp.topic, tp.partition)] = max(out[(tp.topic, tp.partition)], hw)
-                        pending.discard(tp)
-            if pending:
-                raise BenchError(f"no fetch answered for {sorted(map(str, pending))} "
-                                 f"within {timeout:.0f}s")
-        return out
+        try:
+            ends = fetched_end_offsets(c, tps, timeout)
+        except KafkaTimeoutError as exc:
+            raise BenchError(str(exc)) from exc
+        return {(tp.topic, tp.partition): off for tp, off in ends.items()}
     finally:
         c.close()
 

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from streams.admin import BrokerUnavailable
+from streams.admin import BrokerUnavailable, fetched_end_offsets
 from streams.settings import Settings
 
 REGISTRY = "kpi-generations"
@@ -83,9 +83,8 @@ def read_registry(settings: Settings, timeout_s: float = 5.0) -> Registry:
                              **settings.kafka_python_options())
     try:
         tp = TopicPartition(registry_topic(settings), 0)
-        consumer.assign([tp])
+        end = fetched_end_offsets(consumer, [tp])[tp]  # assigns it
         consumer.seek_to_beginning(tp)
-        end = consumer.end_offsets([tp])[tp]
         latest: dict[str, Any] = {}
         while consumer.position(tp) < end:
             batch = consumer.poll(timeout_ms=int(timeout_s * 1000))

@@ -35,7 +35,7 @@ from schemas.decode import decode
 from schemas.events import Event, NormOrderIssued
 from schemas.topics import INPUT_TOPICS
 from streams import generations as gens
-from streams.admin import INTERNAL_TOPICS, create_topics
+from streams.admin import INTERNAL_TOPICS, create_topics, fetched_end_offsets
 from streams.broker import free_port
 from streams.settings import Settings
 
@@ -73,9 +73,8 @@ def read_all(settings: Settings, topic: str) -> list[tuple[bytes | None, bytes |
         tps = [TopicPartition(topic, p) for p in sorted(parts)]
         if not tps:
             return []
-        c.assign(tps)
+        end = fetched_end_offsets(c, tps)  # assigns them
         c.seek_to_beginning(*tps)
-        end = c.end_offsets(tps)
         out: list[tuple[bytes | None, bytes | None]] = []
         while any(c.position(tp) < end[tp] for tp in tps):
             batch = c.poll(timeout_ms=2000)
@@ -94,7 +93,8 @@ def end_offsets(settings: Settings, topics: list[str]) -> dict[tuple[str, int], 
     c = _consumer(settings)
     try:
         tps = [TopicPartition(t, p) for t in topics for p in (c.partitions_for_topic(t) or ())]
-        return {(tp.topic, tp.partition): off for tp, off in c.end_offsets(tps).items()}
+        return {(tp.topic, tp.partition): off
+                for tp, off in fetched_end_offsets(c, tps).items()}
     finally:
         c.close()
 

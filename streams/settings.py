@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     rocksdb_write_buffer_mb: int = Field(8, ge=1, le=1024, description="memtable size, MiB")
     rocksdb_block_cache_mb: int = Field(16, ge=1, le=65536,
                                         description="block cache per table partition, MiB")
+    standby_replicas: int = Field(0, ge=0, le=8,
+                                  description="warm standby copies of each table partition")
     broker_probe_interval: float = Field(2.0, gt=0, description="broker liveness probe, s")
     broker_probe_timeout: float = Field(5.0, gt=0, description="probe deadline, s")
     alerts: bool = Field(True, description="publish live SLA alerts (off for replays)")
