@@ -86,6 +86,18 @@ def day_key(employee_id: str, d: date | str) -> str:
     return f"{employee_id}|{d if isinstance(d, str) else d.isoformat()}"
 
 
+SUMMARY_SUFFIX = "|sum"
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def split_day_key(key: str) -> tuple[str, str] | None:
+    """(employee_id, day) of a day key; None for other keys (markers, summaries)."""
+    if key.endswith(SUMMARY_SUFFIX) or "|" not in key:
+        return None
+    emp, day = key.rsplit("|", 1)  # employee ids may contain "|"
+    return (emp, day) if _DAY.match(day) else None
+
+
 def _event_counters(ev: Event) -> Counters:
     if isinstance(ev, CallCompleted):
         if ev.answered_at is None:
@@ -117,6 +129,13 @@ class EmployeeProjector:
         raw = self.kv.get(key)
         return DayState.from_bytes(raw) if raw is not None else DayState()
 
+    def _save(self, key: str, st: DayState) -> None:
+        """The day, and its summary: the read side (month objects, snapshots, gauges)
+        reads the small summary instead of decoding every source's contribution."""
+        self.kv.put(key, st.to_bytes())
+        self.kv.put(key + SUMMARY_SUFFIX,
+                    orjson.dumps([st.total.to_list(), sorted(st.handled())]))
+
     def _mark_known(self, employee_id: str) -> None:
         if self.kv.get(employee_id) is None:
             self.kv.put(employee_id, b"1")
@@ -136,14 +155,14 @@ class EmployeeProjector:
             if old is not None and old[1] == clist and old[2] == handled:
                 if old[0] != version:
                     old[0] = version
-                    self.kv.put(key, st.to_bytes())
+                    self.kv.put(key, st.to_bytes())  # the summary did not change
                 continue
             if old is not None and old[1] is not None:
                 st.total = st.total - Counters.from_list(old[1])
             if clist is not None:
                 st.total = st.total + Counters.from_list(clist)
             st.tickets[ticket_id] = [version, clist, handled]
-            self.kv.put(key, st.to_bytes())
+            self._save(key, st)
             touched.append(date.fromisoformat(day))
         return touched
 
@@ -164,7 +183,7 @@ class EmployeeProjector:
         c = _event_counters(ev)
         st.events[eid] = c.to_list()
         st.total = st.total + c
-        self.kv.put(key, st.to_bytes())
+        self._save(key, st)
         return False, [d]
 
     # -- read side --------------------------------------------------------------------
@@ -178,7 +197,14 @@ class EmployeeProjector:
         total = Counters()
         handled: set[str] = set()
         for d in period.days():
-            raw = self.kv.get(day_key(employee_id, d))
+            key = day_key(employee_id, d)
+            summary = self.kv.get(key + SUMMARY_SUFFIX)
+            if summary is not None:
+                tot, ids = orjson.loads(summary)
+                total = total + Counters.from_list(tot)
+                handled.update(ids)
+                continue
+            raw = self.kv.get(key)  # written before summaries existed
             if raw is None:
                 continue
             st = DayState.from_bytes(raw)

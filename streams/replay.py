@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 
 from processors.calendar import NormOrder, OrderCatalogue, with_cutoff
-from projections.employees import EmployeeProjector, parse_period
+from projections.employees import EmployeeProjector, parse_period, split_day_key
 from projections.report import ChangeRow, diff, write_report
 from projections.roster import Roster
 from projections.store import MemoryKV
@@ -142,8 +142,9 @@ def generation_figures(settings: Settings, generation: int,
     proj = EmployeeProjector(kv, cat, roster, live=True)
     periods: dict[str, set[str]] = {}
     for k in kv.keys():
-        if "|" in k:
-            emp, day = k.split("|", 1)
+        found = split_day_key(k)
+        if found is not None:
+            emp, day = found
             periods.setdefault(emp, set()).update({day, day[:7]})
     return {(emp, p): proj.employee(emp, parse_period(p), generation)
             for emp, ps in periods.items() for p in sorted(ps)}

@@ -263,3 +263,23 @@ def test_duplicate_event_ids_change_nothing() -> None:
 
 def test_unknown_employee_is_none() -> None:
     assert fold(f.order()).employee("e-404", "2026-11") is None
+
+
+def test_day_summaries_answer_as_the_full_day_values_do() -> None:
+    """Month objects read per-day summaries; a store written before summaries existed
+    (day values only) answers the same."""
+    from datetime import date
+
+    from streams import simulate
+
+    events = list(simulate.historical(employees=3, start=date(2026, 10, 1), days=12, seed=5))
+    p = Pipeline(live=True).apply_all(f.model(e) for e in events)
+    periods = ["2026-10", "2026-10-02", "2026-10-09"]
+    people = p.roster.employees()
+    with_summaries = {(e, q): p.employee(e, q) for e in people for q in periods}
+    summaries = [k for k in p.employees_kv.keys() if k.endswith("|sum")]
+    assert summaries, "no day summary written"
+    for k in summaries:
+        p.employees_kv.delete(k)
+    assert {(e, q): p.employee(e, q) for e in people for q in periods} == with_summaries
+    assert any(v is not None and v["kpi_minutes"] > 0 for v in with_summaries.values())
