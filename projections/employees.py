@@ -122,19 +122,34 @@ class EmployeeProjector:
         self.cat = cat
         self.roster = roster
         self.live = live
+        # key -> (the bytes last written, their decoded state): a day touched again before
+        # anything else wrote it is not decoded again. Identity, not equality, of the bytes
+        # proves nothing changed in between (a store returns what was put, until a flush).
+        self._decoded: dict[str, tuple[bytes, DayState]] = {}
 
     # -- write side -------------------------------------------------------------------
 
     def _load(self, key: str) -> DayState:
         raw = self.kv.get(key)
-        return DayState.from_bytes(raw) if raw is not None else DayState()
+        if raw is None:
+            return DayState()
+        known = self._decoded.get(key)
+        if known is not None and known[0] is raw:
+            return known[1]
+        return DayState.from_bytes(raw)
 
-    def _save(self, key: str, st: DayState) -> None:
+    def _save(self, key: str, st: DayState, summary: bool = True) -> None:
         """The day, and its summary: the read side (month objects, snapshots, gauges)
-        reads the small summary instead of decoding every source's contribution."""
-        self.kv.put(key, st.to_bytes())
-        self.kv.put(key + SUMMARY_SUFFIX,
-                    orjson.dumps([st.total.to_list(), sorted(st.handled())]))
+        reads the small summary instead of decoding every source's contribution.
+        Every change of a loaded state goes through here (see `_decoded`)."""
+        raw = st.to_bytes()
+        self.kv.put(key, raw)
+        if len(self._decoded) >= 4096:
+            self._decoded.clear()
+        self._decoded[key] = (raw, st)
+        if summary:
+            self.kv.put(key + SUMMARY_SUFFIX,
+                        orjson.dumps([st.total.to_list(), sorted(st.handled())]))
 
     def _mark_known(self, employee_id: str) -> None:
         if self.kv.get(employee_id) is None:
@@ -155,7 +170,7 @@ class EmployeeProjector:
             if old is not None and old[1] == clist and old[2] == handled:
                 if old[0] != version:
                     old[0] = version
-                    self.kv.put(key, st.to_bytes())  # the summary did not change
+                    self._save(key, st, summary=False)  # the summary did not change
                 continue
             if old is not None and old[1] is not None:
                 st.total = st.total - Counters.from_list(old[1])
