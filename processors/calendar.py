@@ -157,6 +157,9 @@ class OrderCatalogue:
         self._orders: dict[str, NormOrder] = {}
         self._sorted: list[NormOrder] = []
         self._day_cache: dict[tuple[date, bool], NormOrder | None] = {}
+        self._window_cache: dict[tuple[date, bool], tuple[datetime, datetime] | None] = {}
+        # The zone every known order shares (the contract expects one), else None.
+        self._one_zone: ZoneInfo | None = None
         self._digests: dict[str, str] = {}
         # Bumped on every change, so a projection can tell cheaply that it must reconcile.
         self.revision = 0
@@ -179,6 +182,9 @@ class OrderCatalogue:
         self._sorted = sorted(self._orders.values(),
                               key=lambda o: (o.effective_from, o.number), reverse=True)
         self._day_cache.clear()
+        self._window_cache.clear()
+        zones = {o.tz for o in self._sorted}
+        self._one_zone = zones.pop() if len(zones) == 1 else None
         return True
 
     def digests(self) -> dict[str, str]:
@@ -199,6 +205,8 @@ class OrderCatalogue:
 
     def zone_at(self, instant: datetime, issued_by: datetime | None) -> ZoneInfo:
         """The zone of the order in force at an instant; before any, the earliest's zone."""
+        if self._one_zone is not None:
+            return self._one_zone  # whichever order is in force, this is its zone
         visible = [o for o in self._sorted if issued_by is None or o.issued_at <= issued_by]
         if not visible:
             visible = self._sorted
@@ -242,5 +250,11 @@ class OrderCatalogue:
         return self.day_order(date(year, month, _cal.monthrange(year, month)[1]), live)
 
     def day_window(self, d: date, live: bool) -> tuple[datetime, datetime] | None:
+        key = (d, live)
+        try:
+            return self._window_cache[key]
+        except KeyError:
+            pass
         o = self.day_order(d, live)
-        return o.working_window(d) if o is not None else None
+        w = self._window_cache[key] = o.working_window(d) if o is not None else None
+        return w
