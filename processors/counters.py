@@ -45,7 +45,10 @@ class Counters(NamedTuple):
 
     def to_list(self) -> list[Any]:
         """Compact and exact: Decimals as strings, trailing zeros dropped."""
-        out: list[Any] = [str(v) if isinstance(v, Decimal) else v for v in self]
+        out: list[Any] = list(self)
+        for i in _DECIMAL_IDX:  # only these two fields can hold a Decimal
+            if isinstance(out[i], Decimal):
+                out[i] = str(out[i])
         while out and out[-1] in (0, "0"):
             out.pop()
         return out
