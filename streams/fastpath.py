@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
+from faust.transport.consumer import ensure_TP
 from faust.transport.drivers import aiokafka as _aiokafka
 from faust.types import TP, ConsumerT, Message
 from mode import Service
@@ -42,15 +43,50 @@ class RecordBatch:
 class BatchingConsumer(_aiokafka.Consumer):
     """The aiokafka consumer, delivering one message per fetched topic-partition chunk."""
 
+    _kpi_holes: set[tuple[TP, int]]
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._kpi_holes = set()
+
+    async def perform_seek(self) -> None:
+        """Faust's seek to committed offsets, plus the partitions aiokafka leaves alone.
+
+        aiokafka's `seek_to_committed` does not move a partition that has no committed
+        offset (or offset 0): it stays where the fetcher is. Faust drops records fetched
+        while a partition is inactive (recovering) or under a previous assignment and
+        relies on this seek to read them again; a partition that moved to this worker
+        before its previous owner ever committed would lose them. Such a partition goes
+        back to its beginning, which is what `auto_offset_reset=earliest` means, and
+        re-reading is harmless: the state is idempotent.
+        """
+        read_offset = self._read_offset
+        committed = await self.seek_to_committed()
+        unset = [tp for tp, off in committed.items() if off is None or off <= 0]
+        if unset:
+            await cast(Any, self)._thread.seek_to_beginning(*unset)
+        read_offset.update({tp: off if off is not None and off > 0 else None
+                            for tp, off in committed.items()})
+        self._committed_offset.update({ensure_TP(tp): off if off else None
+                                       for tp, off in committed.items() if off is not None})
+
     def _new_consumer_thread(self) -> Any:
         return VerifiedHighwaterThread(self, loop=self.loop, beacon=self.beacon)
 
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:
         """Yield (tp, batch message) for each partition's chunk of one fetch."""
-        records, active_partitions = await self._wait_next_records(timeout)
+        # The generation is read *before* waiting: records fetched before a rebalance
+        # can come back from the consumer thread after it has already sought to the
+        # committed offsets (Faust reads it after the wait, so such a stale chunk passes
+        # its check; faust-streaming #221). Delivered, a stale chunk would move the read
+        # offset past records not processed yet, which would then be skipped as
+        # "already delivered" while their offsets got committed: lost events.
         generation_id = self.app.consumer_generation_id
+        records, active_partitions = await self._wait_next_records(timeout)
         if records is None or self.should_stop:
             return
+        if self.app.consumer_generation_id != generation_id:
+            return  # fetched under the previous assignment: dropped, fetched again
         if not self.flow_active:
             # As Faust's own getmany: seek back to committed offsets, and tolerate the
             # assignment moving under the seek (a rebalance in progress: it seeks again).
@@ -114,6 +150,16 @@ class BatchingConsumer(_aiokafka.Consumer):
                     r_offset = read_offset[tp]
                     if r_offset is not None and last < r_offset:
                         continue  # already delivered (a seek replayed it)
+                    if (r_offset is not None and first > r_offset + 1
+                            and (tp, r_offset) not in self._kpi_holes):
+                        # A hole before this chunk: input topics are neither compacted
+                        # nor transactional, so it is a chunk from before a seek. Read
+                        # from the hole again (once: a real hole is then accepted).
+                        self._kpi_holes.add((tp, r_offset))
+                        log.warning("%s: chunk at %d after read offset %d; seeking back",
+                                    tp, first, r_offset)
+                        await self.seek(tp, r_offset + 1)
+                        continue
                     if acks_enabled_for(batch.topic):
                         # Offsets before the last one are committable once the batch
                         # message (carrying the last offset) is acked; any hole between
