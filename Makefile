@@ -38,7 +38,7 @@ bench: $(STAMP)
 	$(BIN)/kpi bench
 
 soak: $(STAMP)
-	$(BIN)/kpi soak --minutes 30 --rate 200 --csv soak.csv --json soak.json
+	$(BIN)/kpi soak --minutes 30 --rate 200 --employees 2000 --csv soak.csv --json soak.json
 
 clean:
 	rm -rf $(VENV) .kpi .mypy_cache .ruff_cache .pytest_cache .hypothesis

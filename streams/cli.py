@@ -533,7 +533,8 @@ def bench(events: int, bench_brokers: str | None, partitions: int, timeout: int,
 @click.option("--minutes", default=30.0, show_default=True, type=click.FloatRange(0.05, 1440))
 @click.option("--rate", default=200.0, show_default=True, type=click.FloatRange(0.1, 1e5),
               help="Live events per second.")
-@click.option("--employees", default=300, show_default=True, type=click.IntRange(1, 100000))
+@click.option("--employees", default=2000, show_default=True, type=click.IntRange(1, 100000),
+              help="Seats in the simulated centre (200 events/s for 2,000 seats is a busy peak).")
 @click.option("--interval", default=10.0, show_default=True, type=click.FloatRange(0.5, 600),
               help="Seconds between samples.")
 @click.option("--brokers", "soak_brokers",

@@ -58,7 +58,7 @@ class SoakError(RuntimeError):
 class SoakConfig:
     minutes: float = 30.0
     rate: float = 200.0
-    employees: int = 300
+    employees: int = 2000
     interval: float = 10.0
     partitions: int = 4
     seed: int = 7
