@@ -7,7 +7,6 @@ starts one there later.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
@@ -18,27 +17,19 @@ from typing import Any
 import pytest
 
 from projections.pipeline import Pipeline
-from schemas.decode import decode
-from schemas.events import Event
-from schemas.topics import topic_for_type
 from streams import simulate
 from streams.admin import create_topics
 from streams.broker import EmbeddedBroker, free_port
 from streams.settings import Settings
+from tests import factory as f
 from tests.integration.workers import WorkerProc, produce, unique_prefix, wait_for
 
 pytestmark = pytest.mark.integration
 
 
-def _model(d: dict[str, Any]) -> Event:
-    spec = topic_for_type(d["type"])
-    ev = decode(spec.name, str(d[spec.key_field]).encode(), json.dumps(d).encode())
-    assert isinstance(ev, Event), ev
-    return ev
-
 
 def _equal_to_fold(w: WorkerProc, feed: list[dict[str, Any]]) -> None:
-    expected = Pipeline(live=True).apply_all(_model(d) for d in feed)
+    expected = Pipeline(live=True).apply_all(f.model(d) for d in feed)
     periods = ["2026-10", "2026-10-02", "2026-10-05"]
     last: list[str] = []
 

@@ -7,7 +7,6 @@ them from the changelogs), and the API must end equal to the pure fold of the in
 
 from __future__ import annotations
 
-import json
 import random
 import signal
 import threading
@@ -19,28 +18,20 @@ from typing import Any
 import pytest
 
 from projections.pipeline import Pipeline
-from schemas.decode import decode
-from schemas.events import Event
-from schemas.topics import topic_for_type
 from streams import simulate
 from streams.admin import create_topics
 from streams.broker import EmbeddedBroker
 from streams.settings import Settings
+from tests import factory as f
 from tests.integration.workers import WorkerProc, produce, unique_prefix, wait_for
 
 pytestmark = pytest.mark.integration
 
 
-def _model(d: dict[str, Any]) -> Event:
-    spec = topic_for_type(d["type"])
-    ev = decode(spec.name, str(d[spec.key_field]).encode(), json.dumps(d).encode())
-    assert isinstance(ev, Event), ev
-    return ev
-
 
 def _feed(seed: int) -> tuple[list[dict[str, Any]], Pipeline, list[str], list[str]]:
     feed = list(simulate.historical(employees=8, start=date(2026, 10, 1), days=20, seed=seed))
-    expected = Pipeline(live=True).apply_all(_model(d) for d in feed)
+    expected = Pipeline(live=True).apply_all(f.model(d) for d in feed)
     employees = expected.roster.employees()
     periods = ["2026-10", "2026-10-05", "2026-10-14", "2026-10-20"]
     return feed, expected, employees, periods
