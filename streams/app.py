@@ -111,7 +111,7 @@ class KpiWorker:
             version=s.generation,
             broker=[f"{'kpikafka' if s.fast_path else 'kafka'}://{b}" for b in s.bootstrap_list],
             broker_credentials=self._credentials(),
-            store="rocksdb://",
+            store="kpirocksdb://",  # streams/store.py: one memory budget
             datadir=str(s.data_dir),
             web_host=s.web_host,
             web_port=s.web_port,
@@ -202,7 +202,7 @@ class KpiWorker:
                 "write_buffer_size": s.rocksdb_write_buffer_mb * mib,
                 "max_write_buffer_number": 2,
                 "target_file_size_base": 16 * mib,
-                "block_cache_size": s.rocksdb_block_cache_mb * mib,
+                "block_cache_size": s.rocksdb_memory_mb * mib,  # the process's budget
                 "block_cache_compressed_size": 0}
 
     def _credentials(self) -> Any:

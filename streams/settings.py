@@ -33,11 +33,11 @@ class Settings(BaseSettings):
     follow_active: bool = Field(True, description="serve the registry's active generation")
     gauge_interval: float = Field(5.0, gt=0, description="per-employee gauge refresh, s")
     # Faust's RocksDB defaults are 64 MiB memtables (x3) and a 2 GiB block cache *per
-    # partition of each table*: unbounded in practice. These bound a worker's memory at
-    # about (write buffer x 2 + block cache) x tables x partitions owned.
+    # partition of each table*: unbounded in practice. streams/store.py puts every table
+    # partition under one budget (block cache, index and filter blocks, memtables).
     rocksdb_write_buffer_mb: int = Field(8, ge=1, le=1024, description="memtable size, MiB")
-    rocksdb_block_cache_mb: int = Field(16, ge=1, le=65536,
-                                        description="block cache per table partition, MiB")
+    rocksdb_memory_mb: int = Field(192, ge=16, le=65536,
+                                   description="RocksDB memory budget of the process, MiB")
     standby_replicas: int = Field(0, ge=0, le=8,
                                   description="warm standby copies of each table partition")
     broker_probe_interval: float = Field(2.0, gt=0, description="broker liveness probe, s")
