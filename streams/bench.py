@@ -97,6 +97,7 @@ class _Run:
     dir: Path
     broker_pid: int | None
     employees: int = 0
+    records: list[Record] = field(default_factory=list)
 
     @property
     def inputs(self) -> list[str]:
@@ -314,6 +315,7 @@ def preload(run: _Run) -> dict[str, Any]:
     cfg = run.cfg
     with Meter("generating events", cfg.events, cfg.interactive) as m:
         records, run.employees = make_feed(cfg.events, cfg.seed, m)
+    run.records = records
     create_topics(run.settings())
     t0 = time.time()
     with Meter("preloading the broker", cfg.events, cfg.interactive) as m:
@@ -329,6 +331,37 @@ def preload(run: _Run) -> dict[str, Any]:
             "events_per_s": round(cfg.events / seconds, 1), "by_topic": dict(by_topic),
             "employees": run.employees, "history": f"{HISTORY_START.isoformat()} + "
             f"{HISTORY_DAYS} days, first {cfg.events} events in time order"}
+
+
+def pure_fold(run: _Run) -> dict[str, Any]:
+    """Our logic alone, in this process: decode at the edge, then `Pipeline` (both
+    projections over in-memory stores, facts and notices routed directly): no broker,
+    no Faust, no RocksDB. The ceiling of what any worker of ours can do per core."""
+    from projections.pipeline import Pipeline
+    from schemas.decode import Rejection, decode
+
+    records = run.records
+    n = len(records)
+    with Meter("pure fold (decode + Pipeline)", n, run.cfg.interactive) as m:
+        t0 = time.perf_counter()
+        events = []
+        for i, (topic, key, value) in enumerate(records, 1):
+            ev = decode(topic, key, value)
+            if not isinstance(ev, Rejection):
+                events.append(ev)
+            if i % 20000 == 0:
+                m.update(i // 2)
+        t1 = time.perf_counter()
+        pipe = Pipeline(live=True)
+        for i, ev in enumerate(events, 1):
+            pipe.apply(ev)
+            if i % 20000 == 0:
+                m.update(n // 2 + i // 2)
+        t2 = time.perf_counter()
+        m.update(n)
+    return {"events": n, "seconds": round(t2 - t0, 3), "events_per_s": round(n / (t2 - t0), 1),
+            "decode_events_per_s": round(n / (t1 - t0), 1),
+            "fold_events_per_s": round(len(events) / (t2 - t1), 1)}
 
 
 def _bounded(coro: Any, timeout: float, phase: str) -> Any:
@@ -826,6 +859,7 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
         _say(f"kpi bench: {cfg.events:,} events, {cfg.partitions} partitions per topic, "
              f"broker {results['broker']}, work dir {work}")
         results["preload"] = preload(r)
+        results["pure_fold"] = pure_fold(r)
         results["plain_consumer"] = plain_consumer(r)
         results["faust_pass_through"] = faust_baseline(r, "pass-through")
         results["faust_naive"] = faust_baseline(r, "naive")
@@ -869,6 +903,7 @@ def render(results: dict[str, Any]) -> None:
     for col in ("measure", "events", "seconds", "events/s", "peak RSS", "CPU s (proc / broker)"):
         t.add_column(col, justify="left" if col == "measure" else "right")
     rows = [("preload (aiokafka producer)", "preload"),
+            ("pure fold (decode + Pipeline, no I/O)", "pure_fold"),
             ("plain aiokafka consumer", "plain_consumer"),
             ("Faust pass-through agent", "faust_pass_through"),
             ("Faust naive agent (1 write/event)", "faust_naive"),

@@ -33,8 +33,8 @@ def test_bench_figures_and_counts(broker: EmbeddedBroker, tmp_path: Path) -> Non
          "--json", str(out)],
         capture_output=True, text=True, timeout=840)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    for label in ("plain aiokafka consumer", "Faust pass-through agent", "Faust naive agent",
-                  "kpi worker", "kpi replay", "ratios: ours/naive"):
+    for label in ("pure fold", "plain aiokafka consumer", "Faust pass-through agent",
+                  "Faust naive agent", "kpi worker", "kpi replay", "ratios: ours/naive"):
         assert label in proc.stdout, proc.stdout
     r = json.loads(out.read_text())
 
@@ -49,11 +49,14 @@ def test_bench_figures_and_counts(broker: EmbeddedBroker, tmp_path: Path) -> Non
     assert {"tickets", "calls", "norm-orders", "roster"} <= set(pre["by_topic"])
     assert pre["employees"] >= 1
 
-    for phase in ("preload", "plain_consumer", "faust_pass_through", "faust_naive", "ours"):
+    for phase in ("preload", "pure_fold", "plain_consumer", "faust_pass_through",
+                  "faust_naive", "ours"):
         d = r[phase]
         assert d["events"] == N, phase
         _number(d, "seconds")
         _number(d, "events_per_s")
+    _number(r["pure_fold"], "decode_events_per_s")
+    _number(r["pure_fold"], "fold_events_per_s")
     for phase in ("faust_pass_through", "faust_naive", "ours"):
         _number(r[phase], "peak_rss_bytes")
         assert r[phase]["cpu_process_s"] is not None
