@@ -144,12 +144,17 @@ class EmployeeProjector:
         Every change of a loaded state goes through here (see `_decoded`)."""
         raw = st.to_bytes()
         self.kv.put(key, raw)
-        if len(self._decoded) >= 4096:
+        if len(self._decoded) >= 1024:
             self._decoded.clear()
         self._decoded[key] = (raw, st)
         if summary:
             self.kv.put(key + SUMMARY_SUFFIX,
                         orjson.dumps([st.total.to_list(), sorted(st.handled())]))
+
+    def end_batch(self) -> None:
+        """Forget decoded days: after a store flush their bytes are never returned again,
+        so keeping them would only hold memory (a day value grows through the day)."""
+        self._decoded.clear()
 
     def _mark_known(self, employee_id: str) -> None:
         if self.kv.get(employee_id) is None:

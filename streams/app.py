@@ -409,6 +409,7 @@ class KpiWorker:
                 self._dirty.add((emp, d.isoformat()))
                 self._dirty.add((emp, d.isoformat()[:7]))
         self.employee_kv.flush()
+        self.employee_proj.end_batch()
 
     async def _orders_agent(self, stream: faust.StreamT) -> None:
         """Validate and count norm orders once per group; every worker reads them in full."""
