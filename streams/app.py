@@ -35,6 +35,7 @@ from projections.store import BatchKV
 from projections.tickets import TicketOutput, TicketProjector, alert_sent_notice
 from schemas.decode import Rejection, dead_letter_value, decode
 from schemas.events import Event, NormOrderIssued
+from schemas.topics import INPUT_TOPICS
 from streams.fastpath import RecordBatch
 from streams.metrics import Metrics
 from streams.settings import Settings
@@ -45,7 +46,6 @@ log = logging.getLogger("kpi.worker")
 TICKET_INPUTS = ("tickets", "escalations", "reopens")
 EMPLOYEE_INPUTS = ("calls", "evaluations", "roster")
 GLOBAL_INPUTS = ("norm-orders", "roster")
-INPUT_TOPICS = (*TICKET_INPUTS, *EMPLOYEE_INPUTS, "norm-orders")
 # A key of each tickets store partition: the orders its tickets were reconciled with.
 ORDERS_MARKER = "\x00orders-reconciled"
 RECONCILE_NOTICE = "kpi.reconcile_orders"
@@ -522,7 +522,7 @@ class KpiWorker:
         high watermark of the last fetch minus the committed offset (Kafka's own notion
         of lag: what a crash now would have to redo), else the fetch position; 0 for
         topics it owns none of, so sums across workers stay right."""
-        lag = dict.fromkeys(INPUT_TOPICS, 0)
+        lag = dict.fromkeys((t.name for t in INPUT_TOPICS), 0)
         consumer = self.app.consumer
         try:
             for tp in consumer.assignment():
