@@ -150,6 +150,9 @@ def run_worker(s: Settings) -> None:
         except Exception as exc:  # the broker may not be up yet: the worker retries
             click.echo(f"kpi worker: generation registry unreadable ({exc}); "
                        f"serving generation {s.generation}", err=True)
+    from streams.memory import limit_arenas
+
+    limit_arenas(s.malloc_arenas)  # before Faust, aiokafka and RocksDB start threads
     s.data_dir.mkdir(parents=True, exist_ok=True)
     kw = KpiWorker(s)
     w = faust.Worker(kw.app, loglevel=s.log_level, quiet=True, redirect_stdouts=False)
@@ -544,15 +547,19 @@ def bench(events: int, bench_brokers: str | None, partitions: int, timeout: int,
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the summary and samples to this JSON file.")
 @click.option("--keep", is_flag=True, help="Keep the run's state and logs.")
+@click.option("--rocksdb-memory-mb", type=click.IntRange(16, 65536),
+              help="The worker's RocksDB budget (KPI_ROCKSDB_MEMORY_MB; default: the "
+                   "worker's own).")
 def soak(minutes: float, rate: float, employees: int, interval: float,
          soak_brokers: str | None, csv_path: Path | None, json_path: Path | None,
-         keep: bool) -> None:
+         keep: bool, rocksdb_memory_mb: int | None) -> None:
     """Run one worker under a steady live feed; record RSS, lag and throughput."""
     from streams.soak import SoakConfig, SoakError
     from streams.soak import main as run_soak
 
     cfg = SoakConfig(minutes=minutes, rate=rate, employees=employees, interval=interval,
-                     brokers=soak_brokers, csv_path=csv_path, keep=keep)
+                     brokers=soak_brokers, csv_path=csv_path, keep=keep,
+                     rocksdb_memory_mb=rocksdb_memory_mb)
     try:
         run_soak(cfg, json_path)
     except SoakError as exc:

@@ -68,6 +68,15 @@ class Metrics:
             "kpi_consumer_lag_messages", "Messages not yet consumed, per input topic",
             ["topic"], registry=r,
         )
+        # The process's RocksDB memory against its budget (streams/store.py): the block
+        # cache fills up to the budget as state grows, then stays there; a soak reads it
+        # to tell that from a leak.
+        self.rocksdb_memory = Gauge(
+            "kpi_rocksdb_memory_bytes",
+            "RocksDB memory of this process: block cache usage (memtables, index and filter "
+            "blocks are charged to it), memtables alone, and the budget",
+            ["kind"], registry=r,
+        )
         self.snapshots = Counter(
             "kpi_snapshots", "kpi.employee_snapshot records published", registry=r
         )

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     rocksdb_write_buffer_mb: int = Field(8, ge=1, le=1024, description="memtable size, MiB")
     rocksdb_memory_mb: int = Field(192, ge=16, le=65536,
                                    description="RocksDB memory budget of the process, MiB")
+    # glibc's heap (streams/memory.py): arenas capped, free pages returned on a timer.
+    malloc_arenas: int = Field(2, ge=0, le=64, description="glibc malloc arenas (0: default)")
+    malloc_trim_interval: float = Field(30.0, ge=0, description="malloc_trim period, s (0: off)")
     standby_replicas: int = Field(0, ge=0, le=8,
                                   description="warm standby copies of each table partition")
     broker_probe_interval: float = Field(2.0, gt=0, description="broker liveness probe, s")

@@ -5,9 +5,11 @@ It starts the embedded broker (or uses `--brokers` with a fresh topic prefix), o
 `--minutes`. Every `--interval` seconds it records, from /proc and the worker's
 /metrics: resident memory (VmRSS), CPU, events accepted (throughput over the interval),
 consumer lag (`kpi_consumer_lag_messages`, summed over topics) and p99 processing
-latency over the interval. Each sample is printed and written to a CSV; the summary
-compares the second half with the first and fits a line through RSS after warm-up, so a
-leak shows as a slope, not as an impression.
+latency over the interval, and RocksDB's memory (`kpi_rocksdb_memory_bytes`: the shared
+block cache fills up to its budget as state grows, then stays). Each sample is printed
+and written to a CSV; the summary
+compares the second half with the first and fits lines through RSS, and through RSS
+less RocksDB's cache, after warm-up, so a leak shows as a slope, not as an impression.
 
 Not part of `make test` (it runs for 30 minutes); `make soak` runs it.
 """
@@ -47,6 +49,7 @@ from streams.settings import Settings
 
 LATENCY = "kpi_processing_latency_seconds"
 LAG = "kpi_consumer_lag_messages"
+ROCKSDB_CACHE = 'kpi_rocksdb_memory_bytes{kind="cache"}'
 MIB = 1024 * 1024
 
 
@@ -66,6 +69,7 @@ class SoakConfig:
     csv_path: Path | None = None
     work_dir: Path | None = None
     keep: bool = False
+    rocksdb_memory_mb: int | None = None  # the worker's KPI_ROCKSDB_MEMORY_MB
 
 
 @dataclass
@@ -78,6 +82,7 @@ class Sample:
     p99_latency_s: float | None
     rss_mib: float
     cpu_pct: float
+    rocksdb_mib: float = 0.0
 
 
 @dataclass
@@ -115,6 +120,12 @@ def summarize(samples: list[Sample], warmup_fraction: float = 0.2) -> dict[str, 
     rss_first = mean([s.rss_mib for s in first])
     rss_second = mean([s.rss_mib for s in second])
     slope = slope_per_hour([(s.t_s, s.rss_mib) for s in steady])
+    # What grows outside RocksDB's bounded cache (the Python heap, buffers): a leak in
+    # our code shows here even while the cache is still filling.
+    other = slope_per_hour([(s.t_s, s.rss_mib - s.rocksdb_mib) for s in steady])
+    # The last quarter alone: once the cache is full, RSS itself must be flat.
+    tail = samples[int(len(samples) * 0.75):]
+    tail_slope = slope_per_hour([(s.t_s, s.rss_mib) for s in tail])
     p99s = [s.p99_latency_s for s in steady if s.p99_latency_s is not None]
     last = samples[-1]
     return {
@@ -132,6 +143,10 @@ def summarize(samples: list[Sample], warmup_fraction: float = 0.2) -> dict[str, 
         "rss_growth_pct": round(100.0 * (rss_second - rss_first) / rss_first, 2)
         if rss_first else None,
         "rss_slope_mib_per_hour": round(slope, 2) if slope is not None else None,
+        "rss_slope_last_quarter_mib_per_hour":
+            round(tail_slope, 2) if tail_slope is not None else None,
+        "rocksdb_mib_max": round(max(s.rocksdb_mib for s in samples), 1),
+        "rss_less_rocksdb_slope_mib_per_hour": round(other, 2) if other is not None else None,
         "cpu_pct_mean": round(mean([s.cpu_pct for s in steady]), 1),
     }
 
@@ -189,6 +204,8 @@ def run(cfg: SoakConfig, on_sample: Callable[[Sample], None] | None = None) -> S
                "KPI_DATA_DIR": str(base_dir / "worker-data"), "KPI_WEB_HOST": "127.0.0.1",
                "KPI_WEB_PORT": str(port), "KPI_AUTH_ENABLED": "false",
                "KPI_PARTITIONS": str(cfg.partitions)}
+        if cfg.rocksdb_memory_mb is not None:
+            env["KPI_ROCKSDB_MEMORY_MB"] = str(cfg.rocksdb_memory_mb)
         with open(base_dir / "worker.log", "ab") as log:
             proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"],
                                     env={**os.environ, **env}, stdout=log,
@@ -238,6 +255,7 @@ def run(cfg: SoakConfig, on_sample: Callable[[Sample], None] | None = None) -> S
                     p99_latency_s=_p99(_delta(hist, prev_hist)),
                     rss_mib=round((_proc_status(proc.pid, "VmRSS") or 0) / MIB, 1),
                     cpu_pct=round(100.0 * (cpu - prev_cpu) / (now - prev_t), 1),
+                    rocksdb_mib=round(_gauge(text, ROCKSDB_CACHE) / MIB, 1),
                 )
                 prev_t, prev_n, prev_cpu, prev_hist = now, n, cpu, hist
                 result.samples.append(sample)
@@ -267,6 +285,14 @@ def run(cfg: SoakConfig, on_sample: Callable[[Sample], None] | None = None) -> S
             shutil.rmtree(base_dir, ignore_errors=True)
 
 
+def _gauge(text: str, series: str) -> float:
+    """One series (`name{labels}`) of Prometheus text, 0 when absent."""
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
 def _p99(buckets: list[tuple[float, float]]) -> float | None:
     q = quantile(buckets, 0.99)
     return None if q is None else round(q, 3)
@@ -276,7 +302,7 @@ def print_sample(s: Sample) -> None:
     p99 = "-" if s.p99_latency_s is None else f"{s.p99_latency_s:.3f}s"
     _say(f"soak t={s.t_s:7.1f}s sent={s.sent:>8,} processed={s.processed:>8,} "
          f"{s.events_per_s:>7.1f} ev/s lag={s.lag_messages:>6.0f} p99={p99:>7} "
-         f"rss={s.rss_mib:7.1f} MiB cpu={s.cpu_pct:5.1f}%")
+         f"rss={s.rss_mib:7.1f} MiB (rocksdb {s.rocksdb_mib:6.1f}) cpu={s.cpu_pct:5.1f}%")
 
 
 def _interrupted(signum: int, frame: object) -> None:
@@ -295,7 +321,10 @@ def main(cfg: SoakConfig, json_path: Path | None) -> SoakResult:
           f"p99 processing latency max {s['p99_latency_s_max']} s")
     print(f"  RSS: {s['rss_mib_min']}-{s['rss_mib_max']} MiB; first half "
           f"{s['rss_mib_first_half']} MiB, second half {s['rss_mib_second_half']} MiB "
-          f"({s['rss_growth_pct']:+}%), slope {s['rss_slope_mib_per_hour']} MiB/h")
+          f"({s['rss_growth_pct']:+}%), slope {s['rss_slope_mib_per_hour']} MiB/h, "
+          f"last quarter {s['rss_slope_last_quarter_mib_per_hour']} MiB/h")
+    print(f"  RocksDB cache: max {s['rocksdb_mib_max']} MiB (the budget bounds it); RSS less "
+          f"RocksDB: slope {s['rss_less_rocksdb_slope_mib_per_hour']} MiB/h")
     if json_path is not None:
         json_path.write_text(json.dumps({"config": result.config, "summary": s,
                                          "samples": [asdict(x) for x in result.samples]},

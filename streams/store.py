@@ -14,6 +14,7 @@ as the fast path is registered as a transport.
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import rocksdict
@@ -21,6 +22,8 @@ from faust.stores import rocksdb as _faust_rocksdb
 
 # One budget per process (per size, should two ever be configured).
 _BUDGETS: dict[int, tuple[Any, Any]] = {}
+# Every open store of the process, for the memory outside the budget (table readers).
+_STORES: weakref.WeakSet[Store] = weakref.WeakSet()
 
 
 def shared_budget(total_bytes: int) -> tuple[Any, Any]:
@@ -31,6 +34,26 @@ def shared_budget(total_bytes: int) -> tuple[Any, Any]:
             total_bytes // 2, False, cache)
         _BUDGETS[total_bytes] = (cache, memtables)
     return _BUDGETS[total_bytes]
+
+
+def budget_usage() -> dict[str, int]:
+    """Bytes used under the process's budget: `cache` is the shared block cache's usage
+    (memtables, index and filter blocks are charged to it, so it is the whole), `memtables`
+    the write-buffer manager's part of it, `budget` the configured total. Empty before any
+    table is opened."""
+    usage = {"cache": 0, "memtables": 0, "budget": 0, "table_readers": 0}
+    for total, (cache, memtables) in _BUDGETS.items():
+        usage["cache"] += int(cache.get_usage())
+        usage["memtables"] += int(memtables.get_usage())
+        usage["budget"] += total
+    for store in list(_STORES):
+        for db in list(store._dbs.values()):
+            try:  # not charged to the cache: RocksDB's own estimate per open database
+                usage["table_readers"] += int(
+                    db.property_int_value("rocksdb.estimate-table-readers-mem") or 0)
+            except Exception:  # closed under a rebalance meanwhile
+                continue
+    return usage if _BUDGETS else {}
 
 
 class BudgetedOptions(_faust_rocksdb.RocksDBOptions):
@@ -57,3 +80,4 @@ class Store(_faust_rocksdb.Store):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.rocksdb_options = BudgetedOptions(**(self.options or {}), use_rocksdict=True)
+        _STORES.add(self)

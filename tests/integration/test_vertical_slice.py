@@ -76,3 +76,16 @@ def test_today_gauges(worker: WorkerProc, broker: EmbeddedBroker) -> None:
                       employee_id="e-7", department_id="d-7")
 
     assert wait_for(minutes, what="e-7's gauge") == 12.5
+
+
+def test_rocksdb_memory_is_reported_against_its_budget(worker: WorkerProc) -> None:
+    # The tables are open once the worker serves; the probe timer publishes the gauge.
+    def cache() -> float | None:
+        text = worker.get("/metrics").body
+        return metric(text, "kpi_rocksdb_memory_bytes", kind="cache") or None
+
+    assert wait_for(cache, what="RocksDB cache usage") > 0
+    text = worker.get("/metrics").body
+    budget = metric(text, "kpi_rocksdb_memory_bytes", kind="budget")
+    assert budget == 192 * 1024 * 1024  # KPI_ROCKSDB_MEMORY_MB's default
+    assert metric(text, "kpi_rocksdb_memory_bytes", kind="memtables") <= budget

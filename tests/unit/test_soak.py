@@ -1,0 +1,45 @@
+"""The soak's arithmetic: a leak must show as a slope, a filling cache must not."""
+
+from __future__ import annotations
+
+import pytest
+
+from streams.soak import Sample, _gauge, slope_per_hour, summarize
+
+
+def _samples(rss: list[float], rocksdb: list[float]) -> list[Sample]:
+    return [Sample(t_s=10.0 * (i + 1), sent=100 * (i + 1), processed=100 * (i + 1),
+                   events_per_s=10.0, lag_messages=0.0, p99_latency_s=0.5, rss_mib=r,
+                   cpu_pct=20.0, rocksdb_mib=c)
+            for i, (r, c) in enumerate(zip(rss, rocksdb, strict=True))]
+
+
+def test_slope_is_per_hour() -> None:
+    assert slope_per_hour([(0.0, 0.0), (1800.0, 5.0), (3600.0, 10.0)]) == pytest.approx(10.0)
+    assert slope_per_hour([(0.0, 1.0), (1.0, 1.0)]) is None  # too few points to tell
+
+
+def test_a_leak_shows_in_every_slope() -> None:
+    rss = [100.0 + i for i in range(40)]  # +1 MiB every 10 s, cache flat
+    s = summarize(_samples(rss, [50.0] * 40))
+    assert s["rss_slope_mib_per_hour"] == pytest.approx(360.0)
+    assert s["rss_less_rocksdb_slope_mib_per_hour"] == pytest.approx(360.0)
+    assert s["rss_slope_last_quarter_mib_per_hour"] == pytest.approx(360.0)
+    assert s["rss_growth_pct"] > 0
+
+
+def test_a_filling_cache_is_not_a_leak() -> None:
+    # RocksDB's cache grows to its budget (64 MiB) and stays; the rest is flat.
+    cache = [min(64.0, 4.0 * i) for i in range(40)]
+    s = summarize(_samples([100.0 + c for c in cache], cache))
+    assert s["rss_slope_mib_per_hour"] > 0  # RSS alone rises while the cache fills
+    assert s["rss_less_rocksdb_slope_mib_per_hour"] == pytest.approx(0.0)
+    assert s["rss_slope_last_quarter_mib_per_hour"] == pytest.approx(0.0)
+    assert s["rocksdb_mib_max"] == 64.0
+
+
+def test_gauge_reads_one_series() -> None:
+    text = ('kpi_rocksdb_memory_bytes{kind="budget"} 2.01326592e+08\n'
+            'kpi_rocksdb_memory_bytes{kind="cache"} 1048576.0\n')
+    assert _gauge(text, 'kpi_rocksdb_memory_bytes{kind="cache"}') == 1048576.0
+    assert _gauge(text, 'kpi_rocksdb_memory_bytes{kind="memtables"}') == 0.0
