@@ -10,6 +10,7 @@ corrections for the employees concerned.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from copy import copy
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -232,69 +233,131 @@ def fold(
     live=True: each event sees only orders issued by its own occurred_at (rule 1);
     live=False (replay): every order counts as issued at the start.
     """
-    ordered = sorted(entries, key=lambda e: e.sort_key)
-    v = TicketView(ticket_id)
-    if ordered:
-        v.last_ts = ordered[-1].ts
+    return Folder.over(ticket_id, entries, merge_ins, cat, live=live, alerts=alerts).finish()
 
-    def issued(ts: datetime) -> datetime | None:
-        return ts if live else None
 
-    def local(ts: datetime) -> date:
-        return cat.local_date(ts, issued(ts))
+class Folder:
+    """The fold as a cursor over the time-ordered history: `step` one entry, `finish` to
+    read the view. Folding a history from the start and stepping a cursor left after its
+    prefix give the same result; the ticket projector keeps cursors so that an event
+    arriving in order costs one step instead of a re-fold of the whole history. A cursor
+    is only valid while what it was started with holds: the ticket's first `opened` and
+    merge notices (they set the clock start), and the catalogue of norm orders.
+    """
 
-    contrib: dict[tuple[str, date], list[Any]] = {}
+    __slots__ = (
+        "alerts",
+        "auto",
+        "cat",
+        "contrib",
+        "count",
+        "crossed",
+        "escalated_any",
+        "last_key",
+        "latest_escalator",
+        "live",
+        "merge_ins",
+        "opened",
+        "reopened_any",
+        "revision",
+        "seconds",
+        "target",
+        "v",
+    )
 
-    def add(emp: str, d: date, c: Counters | None = None, handled: int = 0) -> None:
-        slot = contrib.get((emp, d))
+    def __init__(self, ticket_id: str, opened: Entry | None, merge_ins: Mapping[str, datetime],
+                 cat: OrderCatalogue, *, live: bool, alerts: bool,
+                 first_ts: datetime | None) -> None:
+        v = self.v = TicketView(ticket_id)
+        self.cat, self.live, self.alerts, self.opened = cat, live, alerts, opened
+        self.revision = cat.revision
+        self.merge_ins = dict(merge_ins)
+        self.crossed: dict[tuple[str, str], datetime] = {}
+        self.contrib: dict[tuple[str, date], list[Any]] = {}
+        self.latest_escalator: str | None = None
+        self.escalated_any = False
+        self.reopened_any = False
+        self.last_key: tuple[datetime, int, str] | None = None
+        self.count = 0
+        self.target = None
+        if opened is not None:
+            d = opened.data
+            v.opened_at = opened.ts
+            v.owner = d["employee_id"]
+            v.department_id = d["department_id"]
+            v.line = d["line"]
+            v.priority = d["priority"]
+            v.origin = d["origin"]
+            order = cat.in_force(self.local(opened.ts), self.issued(opened.ts))
+            if order is not None:
+                v.order_id = order.order_id
+                self.target = order.sla_targets.get(d["priority"])
+        starts = list(merge_ins.values())
+        if v.opened_at is not None:
+            starts.append(v.opened_at)
+        v.clock_start = min(starts) if starts else None
+        if self.target is not None:
+            v.business_hours = self.target.business_hours
+            v.fr = Clock(self.target.first_response_minutes * 60)
+            v.res = Clock(self.target.resolution_minutes * 60)
+        self.seconds = _seconds_fn(v.business_hours, cat, live)
+        self.auto = v.origin == "auto"
+        if v.clock_start is not None and (first_ts is None or v.clock_start < first_ts):
+            self._set_running(v.clock_start)
+
+    @classmethod
+    def over(cls, ticket_id: str, entries: Iterable[Entry], merge_ins: Mapping[str, datetime],
+             cat: OrderCatalogue, *, live: bool, alerts: bool) -> Folder:
+        """A cursor after the whole history (any order)."""
+        ordered = sorted(entries, key=lambda e: e.sort_key)
+        opened = next((e for e in ordered if e.type == "ticket.opened"), None)
+        f = cls(ticket_id, opened, merge_ins, cat, live=live, alerts=alerts,
+                first_ts=ordered[0].ts if ordered else None)
+        for e in ordered:
+            f.step(e)
+        return f
+
+    def can_step(self, e: Entry, merge_ins: Mapping[str, datetime]) -> bool:
+        """Whether stepping `e` equals re-folding the history with `e` added: it comes
+        after everything folded, names no new first `opened`, and the merge notices and
+        the norm orders are those the cursor was started with."""
+        return (self.last_key is not None and e.sort_key > self.last_key
+                and (self.opened is not None or e.type != "ticket.opened")
+                and self.revision == self.cat.revision and self.merge_ins == merge_ins)
+
+    def issued(self, ts: datetime) -> datetime | None:
+        return ts if self.live else None
+
+    def local(self, ts: datetime) -> date:
+        return self.cat.local_date(ts, ts if self.live else None)
+
+    def _add(self, emp: str, d: date, c: Counters | None = None, handled: int = 0) -> None:
+        slot = self.contrib.get((emp, d))
         if slot is None:
-            slot = contrib[(emp, d)] = [Counters(), 0]
+            slot = self.contrib[(emp, d)] = [Counters(), 0]
         if c is not None:
             slot[0] = slot[0] + c
         if handled:
             slot[1] = 1
 
-    opened = next((e for e in ordered if e.type == "ticket.opened"), None)
-    target = None
-    if opened is not None:
-        d = opened.data
-        v.opened_at = opened.ts
-        v.owner = d["employee_id"]
-        v.department_id = d["department_id"]
-        v.line = d["line"]
-        v.priority = d["priority"]
-        v.origin = d["origin"]
-        order = cat.in_force(local(opened.ts), issued(opened.ts))
-        if order is not None:
-            v.order_id = order.order_id
-            target = order.sla_targets.get(d["priority"])
-    starts = [t for t in merge_ins.values()]
-    if v.opened_at is not None:
-        starts.append(v.opened_at)
-    v.clock_start = min(starts) if starts else None
-    if target is not None:
-        v.business_hours = target.business_hours
-        v.fr = Clock(target.first_response_minutes * 60)
-        v.res = Clock(target.resolution_minutes * 60)
-    seconds = _seconds_fn(v.business_hours, cat, live)
-    auto = v.origin == "auto"
-    crossed: dict[tuple[str, str], datetime] = {}
-
-    def credit(e: Entry, emp: str, codes: list[str]) -> None:
+    def _credit(self, e: Entry, emp: str, codes: list[str]) -> None:
         # Weighed under the order in force on the opened date (or this event's own date
         # for a ticket never opened), as seen from this crediting event (rule 2).
-        opened_date = local(v.opened_at) if v.opened_at is not None else local(e.ts)
-        order = cat.in_force(opened_date, issued(e.ts))
-        minutes, unpriced = _weights(codes, order, auto)
-        add(emp, local(e.ts), Counters(kpi_minutes=minutes, unpriced_decisions=unpriced), 1)
+        v = self.v
+        opened_date = self.local(v.opened_at) if v.opened_at is not None else self.local(e.ts)
+        order = self.cat.in_force(opened_date, self.issued(e.ts))
+        minutes, unpriced = _weights(codes, order, self.auto)
+        self._add(emp, self.local(e.ts),
+                  Counters(kpi_minutes=minutes, unpriced_decisions=unpriced), 1)
 
-    def run_until(t: datetime) -> None:
+    def _run_until(self, t: datetime) -> None:
         """Advance both clocks to t, recording threshold crossings on the way."""
+        v, seconds, crossed = self.v, self.seconds, self.crossed
         for name, clock in (("first_response", v.fr), ("resolution", v.res)):
             if not clock.running or clock.since is None or t <= clock.since:
                 continue
             gained = seconds(clock.since, t)
-            if alerts and clock.target_seconds is not None:
+            if self.alerts and clock.target_seconds is not None:
                 for kind, frac in THRESHOLDS:
                     limit = clock.target_seconds * frac
                     if (name, kind) not in crossed and clock.elapsed + gained >= limit:
@@ -303,8 +366,9 @@ def fold(
             clock.elapsed += gained
             clock.since = t
 
-    def set_running(t: datetime) -> None:
+    def _set_running(self, t: datetime) -> None:
         """Recompute which clocks run after the state change at t."""
+        v = self.v
         started = v.clock_start is not None and t >= v.clock_start
         fr_run = started and not v.fr.done and not v.closed and not v.resolved
         res_run = started and not v.resolved and not v.closed and v.status != "waiting_customer"
@@ -313,53 +377,54 @@ def fold(
                 clock.since = t
             clock.running = run
 
-    latest_escalator: str | None = None
-    escalated_any = False
-    reopened_any = False
-    if v.clock_start is not None and (not ordered or v.clock_start < ordered[0].ts):
-        set_running(v.clock_start)
-    for e in ordered:
+    def step(self, e: Entry) -> None:
+        """Fold the next entry in time order."""
+        v = self.v
+        self.last_key = e.sort_key
+        self.count += 1
+        v.last_ts = e.ts
         t = e.ts if v.clock_start is None else max(e.ts, v.clock_start)
-        run_until(t)
+        self._run_until(t)
         d = e.data
         typ = e.type
+        add = self._add
         if typ == "ticket.opened":
             # Every opened names its employee (known, README), even a second one that
             # defines nothing: else it would be known only if it arrived first.
-            add(d["employee_id"], local(e.ts))
-            if e is opened and d["origin"] == "manual":
-                credit(e, d["employee_id"], d["decisions"])
+            add(d["employee_id"], self.local(e.ts))
+            if e is self.opened and d["origin"] == "manual":
+                self._credit(e, d["employee_id"], d["decisions"])
         elif typ == "ticket.decisions_added":
-            credit(e, d["employee_id"], d["decisions"])
+            self._credit(e, d["employee_id"], d["decisions"])
         elif typ == "ticket.first_response":
-            add(d["employee_id"], local(e.ts))
+            add(d["employee_id"], self.local(e.ts))
             v.fr.done = True
         elif typ == "ticket.status_changed":
             v.status = d["status"]
         elif typ == "ticket.escalated":
-            escalated_any = True
-            latest_escalator = d["from_employee_id"]
-            add(latest_escalator, local(e.ts), Counters(escalated=1))
+            self.escalated_any = True
+            self.latest_escalator = d["from_employee_id"]
+            add(d["from_employee_id"], self.local(e.ts), Counters(escalated=1))
         elif typ == "ticket.escalation_returned":
-            add(d["by_employee_id"], local(e.ts))
-            if latest_escalator is not None:
-                add(latest_escalator, local(e.ts), Counters(escalations_returned=1))
+            add(d["by_employee_id"], self.local(e.ts))
+            if self.latest_escalator is not None:
+                add(self.latest_escalator, self.local(e.ts), Counters(escalations_returned=1))
         elif typ == "ticket.resolved":
             v.fr.done = True
             v.resolved = True
             outcome = None
-            if target is not None:
+            if self.target is not None:
                 ok = _within(v.fr) and _within(v.res)
                 outcome = "met" if ok else "breached"
                 if v.priority is not None:
                     v.outcomes.append((v.priority, outcome, v.fr.elapsed, v.res.elapsed))
             v.last_resolution = Resolution(d["employee_id"], e.ts, v.fr.elapsed, v.res.elapsed,
                                            outcome)
-            add(d["employee_id"], local(e.ts))
+            add(d["employee_id"], self.local(e.ts))
         elif typ == "ticket.reopened":
-            reopened_any = True
+            self.reopened_any = True
             if v.last_resolution is not None:
-                add(v.last_resolution.employee_id, local(e.ts), Counters(reopened=1))
+                add(v.last_resolution.employee_id, self.local(e.ts), Counters(reopened=1))
             v.resolved = False
             v.closed = False
             v.status = "open"
@@ -367,35 +432,43 @@ def fold(
             v.closed = True
         elif typ == "ticket.merged":
             v.absorbed_into = d["into_ticket_id"]
-        set_running(t)
+        self._set_running(t)
 
-    lr = v.last_resolution
-    if lr is not None and v.absorbed_into is None:
-        # The last resolution carries the ticket's resolved/FCR/SLA outcome (rules 5, 7).
-        fcr = 0 if (escalated_any or reopened_any) else 1
-        add(lr.employee_id, local(lr.ts), Counters(
-            resolved=1, fcr=fcr,
-            met=1 if lr.outcome == "met" else 0,
-            breached=1 if lr.outcome == "breached" else 0,
-        ))
-    v.contributions = {k: (s[0], s[1]) for k, s in contrib.items()}
-
-    if alerts and v.is_open:
-        for name, clock in (("first_response", v.fr), ("resolution", v.res)):
-            if not clock.running or clock.since is None or clock.target_seconds is None:
-                continue
-            for kind, frac in THRESHOLDS:
-                if (name, kind) in crossed:
+    def finish(self) -> TicketView:
+        """The view after the entries stepped so far (the cursor itself is unchanged)."""
+        src = self.v
+        v = copy(src)
+        v.fr, v.res = copy(src.fr), copy(src.res)
+        v.outcomes = list(src.outcomes)
+        contributions = {k: (s[0], s[1]) for k, s in self.contrib.items()}
+        lr = v.last_resolution
+        if lr is not None and v.absorbed_into is None:
+            # The last resolution carries the ticket's resolved/FCR/SLA outcome (rules 5, 7).
+            fcr = 0 if (self.escalated_any or self.reopened_any) else 1
+            key = (lr.employee_id, self.local(lr.ts))
+            c, h = contributions.get(key, (Counters(), 0))
+            contributions[key] = (c + Counters(
+                resolved=1, fcr=fcr,
+                met=1 if lr.outcome == "met" else 0,
+                breached=1 if lr.outcome == "breached" else 0,
+            ), h)
+        v.contributions = contributions
+        crossed = dict(self.crossed)
+        if self.alerts and v.is_open:
+            for name, clock in (("first_response", v.fr), ("resolution", v.res)):
+                if not clock.running or clock.since is None or clock.target_seconds is None:
                     continue
-                limit = clock.target_seconds * frac
-                moment = seconds.due(clock.since, limit - clock.elapsed)
-                if moment is not None:
-                    crossed[(name, kind)] = moment
-    v.thresholds = [Threshold(n, k, m) for (n, k), m in crossed.items()]
-    if v.absorbed_into is not None:
+                for kind, frac in THRESHOLDS:
+                    if (name, kind) in crossed:
+                        continue
+                    limit = clock.target_seconds * frac
+                    moment = self.seconds.due(clock.since, limit - clock.elapsed)
+                    if moment is not None:
+                        crossed[(name, kind)] = moment
         # An absorbed ticket leaves every SLA count: no alerts either.
-        v.thresholds = []
-    return v
+        v.thresholds = ([] if v.absorbed_into is not None
+                        else [Threshold(n, k, m) for (n, k), m in crossed.items()])
+        return v
 
 
 def _minutes(seconds: Decimal) -> float:

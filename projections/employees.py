@@ -122,39 +122,40 @@ class EmployeeProjector:
         self.cat = cat
         self.roster = roster
         self.live = live
-        # key -> (the bytes last written, their decoded state): a day touched again before
-        # anything else wrote it is not decoded again. Identity, not equality, of the bytes
-        # proves nothing changed in between (a store returns what was put, until a flush).
-        self._decoded: dict[str, tuple[bytes, DayState]] = {}
+        # Days changed in the current batch, decoded, written once at `end_batch()`: a
+        # day value grows through the day (every call's id), so encoding it on every event
+        # cost more than the event. key -> (state, whether its summary changed).
+        self._days: dict[str, DayState] = {}
+        self._dirty: dict[str, bool] = {}
 
     # -- write side -------------------------------------------------------------------
 
     def _load(self, key: str) -> DayState:
+        st = self._days.get(key)
+        if st is not None:
+            return st
         raw = self.kv.get(key)
-        if raw is None:
-            return DayState()
-        known = self._decoded.get(key)
-        if known is not None and known[0] is raw:
-            return known[1]
-        return DayState.from_bytes(raw)
+        st = DayState() if raw is None else DayState.from_bytes(raw)
+        self._days[key] = st
+        return st
 
     def _save(self, key: str, st: DayState, summary: bool = True) -> None:
-        """The day, and its summary: the read side (month objects, snapshots, gauges)
-        reads the small summary instead of decoding every source's contribution.
-        Every change of a loaded state goes through here (see `_decoded`)."""
-        raw = st.to_bytes()
-        self.kv.put(key, raw)
-        if len(self._decoded) >= 1024:
-            self._decoded.clear()
-        self._decoded[key] = (raw, st)
-        if summary:
-            self.kv.put(key + SUMMARY_SUFFIX,
-                        orjson.dumps([st.total.to_list(), sorted(st.handled())]))
+        """Mark a loaded day changed; `summary` when its totals or handled tickets moved."""
+        self._dirty[key] = self._dirty.get(key, False) or summary
 
     def end_batch(self) -> None:
-        """Forget decoded days: after a store flush their bytes are never returned again,
-        so keeping them would only hold memory (a day value grows through the day)."""
-        self._decoded.clear()
+        """Write every day changed since the last call, once, with its summary (the read
+        side, month objects, snapshots and gauges, reads the small summary instead of
+        decoding every source's contribution). The worker calls it before flushing its
+        store and committing; nothing is written to `kv` before it."""
+        for key, summary in self._dirty.items():
+            st = self._days[key]
+            self.kv.put(key, st.to_bytes())
+            if summary:
+                self.kv.put(key + SUMMARY_SUFFIX,
+                            orjson.dumps([st.total.to_list(), sorted(st.handled())]))
+        self._dirty.clear()
+        self._days.clear()
 
     def _mark_known(self, employee_id: str) -> None:
         if self.kv.get(employee_id) is None:

@@ -37,6 +37,9 @@ class Pipeline:
     generation: int = 1
     applied: int = 0
     duplicates: int = 0
+    # Events per batch in apply_all, as a worker's fetched batch: state changed within a
+    # batch is written once at its end (`end_batch`), as in the worker.
+    batch_size: int = 500
 
     def __post_init__(self) -> None:
         self.tickets = TicketProjector(self.tickets_kv, self.cat, live=self.live)
@@ -50,12 +53,23 @@ class Pipeline:
                 self.cat.add(NormOrder.from_event(ev))
 
     def apply(self, ev: Event) -> None:
+        """Apply one event as a batch of its own."""
+        self._apply(ev)
+        self.end_batch()
+
+    def end_batch(self) -> None:
+        self.tickets.end_batch()
+        self.employees.end_batch()
+
+    def _apply(self, ev: Event) -> None:
         topic = topic_for_type(ev.type).name
         if topic == "norm-orders":
             assert isinstance(ev, NormOrderIssued)
             order = NormOrder.from_event(ev)
             if self.cat.add(order):
-                # As the worker does: tickets already folded without this order move now.
+                # As the worker does: tickets already folded without this order move now
+                # (all of them: write the batch's tickets first so the store lists them).
+                self.end_batch()
                 for out in self.tickets.reconcile(list(self.tickets_kv.keys()), [order]):
                     self._route(out.facts, out.notices)
             self.applied += 1
@@ -89,8 +103,13 @@ class Pipeline:
         if not self.live:
             events = list(events)
             self.load_orders(events)
+        n = 0
         for ev in events:
-            self.apply(ev)
+            self._apply(ev)
+            n += 1
+            if n % self.batch_size == 0:
+                self.end_batch()
+        self.end_batch()
         return self
 
     def employee(self, employee_id: str, period: str) -> dict[str, Any] | None:

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from processors.calendar import NormOrder, OrderCatalogue
-from processors.ticket import TOPIC_OF_TYPE, Entry, TicketView, fold
+from processors.ticket import TOPIC_OF_TYPE, Entry, Folder, TicketView, fold
 from schemas.events import Event
 from schemas.outputs import alert_event_id
 
@@ -99,20 +99,59 @@ class TicketProjector:
     """Applies ticket events and internal notices to ticket state held in a KV store."""
 
     def __init__(self, kv: Any, cat: OrderCatalogue, *, live: bool, alerts: bool = False,
-                 timers: Any = None) -> None:
+                 timers: Any = None, cursor_limit: int = 20_000) -> None:
         self.kv = kv
         self.cat = cat
         self.live = live
         self.alerts = alerts
         # ticket_id -> its alert thresholds while open (a small index the timer scans)
         self.timers = timers
+        # Tickets read or changed in the current batch, decoded (None: absent or deleted);
+        # the changed ones are encoded and written once at `end_batch()`.
+        self._states: dict[str, TicketState | None] = {}
+        self._changed: set[str] = set()
+        # Fold cursors of recently changed tickets (see `_fold`), least recently used
+        # first; a ticket without one is re-folded from its history, so the bound costs
+        # only speed. A cursor knows how many entries it folded: state recovered from a
+        # changelog or re-read after a rebalance never matches a stale one by accident.
+        self._cursors: dict[str, Folder] = {}
+        self.cursor_limit = cursor_limit
 
     def load(self, ticket_id: str) -> TicketState | None:
+        if ticket_id in self._states:
+            return self._states[ticket_id]
+        st = self._states[ticket_id] = self._decode(ticket_id)
+        return st
+
+    def _decode(self, ticket_id: str) -> TicketState | None:
         raw = self.kv.get(ticket_id)
         return TicketState.from_bytes(raw) if raw is not None else None
 
+    def _store(self, ticket_id: str, st: TicketState | None) -> None:
+        self._states[ticket_id] = st
+        self._changed.add(ticket_id)
+
+    def forget_cursors(self) -> None:
+        """Drop every fold cursor (after a rebalance: state may have moved under them)."""
+        self._cursors.clear()
+
+    def end_batch(self) -> None:
+        """Write every ticket changed since the last call, once. The worker calls it before
+        flushing its store and committing; no ticket state reaches `kv` before it."""
+        for ticket_id in self._changed:
+            st = self._states[ticket_id]
+            if st is None:
+                self.kv.delete(ticket_id)
+            else:
+                self.kv.put(ticket_id, st.to_bytes())
+        self._changed.clear()
+        self._states.clear()
+
     def view(self, ticket_id: str) -> tuple[TicketState, TicketView] | None:
-        st = self.load(ticket_id)
+        # Read-only (the alert timer, between batches): the batch's state if this ticket
+        # is in one, else the store's, without caching it (the store may change under a
+        # rebalance before the next batch).
+        st = self._states[ticket_id] if ticket_id in self._states else self._decode(ticket_id)
         if st is None:
             return None
         return st, fold(ticket_id, st.entries, st.merge_ins, self.cat,
@@ -122,6 +161,7 @@ class TicketProjector:
         """Apply one validated ticket/escalation/reopen event."""
         ticket_id: str = ev.ticket_id  # type: ignore[attr-defined]
         st = self.load(ticket_id) or TicketState()
+        self._states[ticket_id] = st
         entry = Entry.from_event(ev)
         topic = TOPIC_OF_TYPE[entry.type]
         # The first valid delivery of an event_id on a topic wins (contract, "Duplicates").
@@ -131,7 +171,7 @@ class TicketProjector:
             out.duplicate = True
             return out
         st.entries.append(entry)
-        return self._commit(ticket_id, st)
+        return self._commit(ticket_id, st, entry)
 
     def reconcile(self, ticket_ids: Iterable[str],
                   orders: Sequence[NormOrder]) -> Iterator[TicketOutput]:
@@ -169,7 +209,7 @@ class TicketProjector:
                 if not st.entries and not st.merge_ins:
                     # Named by nothing any more: as if never seen, whatever the arrival order
                     # (a survivor only ever named by a retracted merge has nothing to show).
-                    self.kv.delete(ticket_id)
+                    self._store(ticket_id, None)
                     return TicketOutput()
             else:
                 if current == start:
@@ -180,13 +220,28 @@ class TicketProjector:
                 return TicketOutput(duplicate=True)
             st.alerts_sent.append(notice["alert"])
             st.version += 1
-            self.kv.put(ticket_id, st.to_bytes())
+            self._store(ticket_id, st)
             return TicketOutput()
         return self._commit(ticket_id, st)
 
-    def _commit(self, ticket_id: str, st: TicketState) -> TicketOutput:
-        v = fold(ticket_id, st.entries, st.merge_ins, self.cat, live=self.live,
-                 alerts=self.alerts)
+    def _fold(self, ticket_id: str, st: TicketState, added: Entry | None) -> TicketView:
+        """The ticket's view after a change: one step of its cursor when `added` is the
+        only change and comes after everything folded so far (events in time order, the
+        common case), else a re-fold of the whole history, which leaves a new cursor."""
+        cursor = self._cursors.pop(ticket_id, None)
+        if (cursor is None or added is None or cursor.count != len(st.entries) - 1
+                or not cursor.can_step(added, st.merge_ins)):
+            cursor = Folder.over(ticket_id, st.entries, st.merge_ins, self.cat,
+                                 live=self.live, alerts=self.alerts)
+        else:
+            cursor.step(added)
+        self._cursors[ticket_id] = cursor  # most recently used last
+        if len(self._cursors) > self.cursor_limit:
+            del self._cursors[next(iter(self._cursors))]
+        return cursor.finish()
+
+    def _commit(self, ticket_id: str, st: TicketState, added: Entry | None = None) -> TicketOutput:
+        v = self._fold(ticket_id, st, added)
         st.version += 1
         new = {_contrib_key(emp, d): [c.to_list(), h] for (emp, d), (c, h) in
                v.contributions.items()}
@@ -207,7 +262,7 @@ class TicketProjector:
             out.outcomes = v.outcomes[st.outcomes_counted:]
             st.outcomes_counted = len(v.outcomes)
         out.notices = self._merge_notices(ticket_id, st, v)
-        self.kv.put(ticket_id, st.to_bytes())
+        self._store(ticket_id, st)
         self._update_timer(ticket_id, v)
         return out
 

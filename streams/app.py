@@ -37,8 +37,10 @@ from schemas.decode import Rejection, dead_letter_value, decode
 from schemas.events import Event, NormOrderIssued
 from schemas.topics import INPUT_TOPICS
 from streams.fastpath import RecordBatch
+from streams.memory import trim
 from streams.metrics import Metrics
 from streams.settings import Settings
+from streams.store import budget_usage
 from streams.web import register_web
 
 log = logging.getLogger("kpi.worker")
@@ -177,6 +179,11 @@ class KpiWorker:
                                              live=self.live, alerts=s.alerts)
         self.employee_reader = EmployeeProjector(TableKV(self.employees_table), self.cat,
                                                  self.roster, live=self.live)
+        # Fold cursors describe tickets as this process last wrote them: after any
+        # rebalance a table partition may come back from its changelog as another worker
+        # left it, so they are dropped (the next event of each ticket re-folds once).
+        app.on_partitions_revoked.connect(self._forget_cursors)
+        app.on_partitions_assigned.connect(self._forget_cursors)
         app.agent(self.ticket_topics, name="tickets")(self._ticket_agent)
         app.agent(self.employee_topics, name="employees")(self._employee_agent)
         app.agent(self.orders_topic, name="norm-orders")(self._orders_agent)
@@ -184,6 +191,8 @@ class KpiWorker:
         app.timer(s.snapshot_interval)(self._flush_snapshots)
         app.timer(s.gauge_interval)(self._refresh_gauges)
         app.timer(s.broker_probe_interval)(self._probe_broker)
+        if s.malloc_trim_interval > 0:
+            app.timer(s.malloc_trim_interval)(self._trim_heap)
         app.timer(1.0)(self._request_reconcile)
         if s.alerts:
             app.timer(0.5)(self._fire_alerts)
@@ -313,6 +322,7 @@ class KpiWorker:
                 else:
                     self._observe(msg, ev, topic)
             await self._emit(out)
+        self.ticket_proj.end_batch()
         self.ticket_kv.flush()
         self.timers_kv.flush()
 
@@ -408,8 +418,8 @@ class KpiWorker:
             for d in days:
                 self._dirty.add((emp, d.isoformat()))
                 self._dirty.add((emp, d.isoformat()[:7]))
-        self.employee_kv.flush()
         self.employee_proj.end_batch()
+        self.employee_kv.flush()
 
     async def _orders_agent(self, stream: faust.StreamT) -> None:
         """Validate and count norm orders once per group; every worker reads them in full."""
@@ -516,6 +526,15 @@ class KpiWorker:
         else:
             self._set_broker_state(None)
         await self._update_lag()
+        for kind, used in budget_usage().items():
+            self.metrics.rocksdb_memory.labels(kind).set(used)
+
+    async def _forget_cursors(self, sender: Any, /, *args: Any, signal: Any = None,
+                              **kwargs: Any) -> None:
+        self.ticket_proj.forget_cursors()
+
+    async def _trim_heap(self) -> None:
+        trim()
 
     async def _update_lag(self) -> None:
         """kpi_consumer_lag_messages per input topic over the partitions this worker owns:

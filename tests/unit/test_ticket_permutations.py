@@ -17,7 +17,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from processors.ticket import describe
+from processors.ticket import describe, fold
 from projections.pipeline import Pipeline
 from tests import factory as f
 
@@ -358,3 +358,48 @@ def test_employee_ids_may_contain_the_key_separator() -> None:
         day = p.employee("e|1", "2026-11-02")
         assert day is not None, order
         assert (day["kpi_minutes"], day["resolved"], day["tickets_handled"]) == (18.5, 1, 1)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), events=ticket_events())
+def test_fold_cursors_equal_a_refold_of_the_history(data: st.DataObject,
+                                                    events: list[dict[str, Any]]) -> None:
+    """The projector steps a ticket's fold cursor for an event that comes after all it
+    folded, and re-folds otherwise; after every event, in time order or not, the view it
+    published from equals a fold of the whole history (clocks, thresholds, outcomes,
+    contributions)."""
+    orders, rest = orders_first(events)
+    arrival = data.draw(st.sampled_from([in_time_order(rest), rest[::-1]])
+                        | st.permutations(rest), label="arrival order")
+    p = Pipeline(live=True)
+    p.tickets.alerts = True  # thresholds too
+    for o in [ORDER, *orders]:
+        p.apply(f.model(o))
+    for ev in arrival:
+        tid = ev["ticket_id"]
+        p.apply(f.model(ev))
+        st_ = p.tickets.load(tid)
+        cursor = p.tickets._cursors.get(tid)
+        if st_ is None or cursor is None:
+            continue
+        expected = fold(tid, st_.entries, st_.merge_ins, p.cat, live=True, alerts=True)
+        assert cursor.finish() == expected
+        assert cursor.finish() == expected  # finishing leaves the cursor as it was
+
+
+def test_events_in_time_order_step_the_cursor_and_late_ones_refold() -> None:
+    p = Pipeline(live=True)
+    p.apply(f.model(ORDER))
+    history = [f.opened("t-1", "2026-11-02T09:00:00+03:00", "e-1", priority="P1"),
+               f.first_response("t-1", "2026-11-02T09:10:00+03:00", "e-1"),
+               f.resolved("t-1", "2026-11-02T10:00:00+03:00", "e-1")]
+    p.apply(f.model(history[0]))
+    cursor = p.tickets._cursors["t-1"]
+    for ev in history[1:]:
+        p.apply(f.model(ev))
+        assert p.tickets._cursors["t-1"] is cursor  # stepped, not rebuilt
+    assert cursor.count == 3
+    # An event before the last one folded: a new cursor over the whole history.
+    p.apply(f.model(f.status("t-1", "2026-11-02T09:30:00+03:00", "waiting_customer")))
+    assert p.tickets._cursors["t-1"] is not cursor
+    assert p.tickets._cursors["t-1"].count == 4
