@@ -54,14 +54,16 @@ class Pipeline:
 
     def apply(self, ev: Event) -> None:
         """Apply one event as a batch of its own."""
-        self._apply(ev)
+        self.apply_one(ev)
         self.end_batch()
 
     def end_batch(self) -> None:
+        """Write what the batch changed (as a worker does before it commits)."""
         self.tickets.end_batch()
         self.employees.end_batch()
 
-    def _apply(self, ev: Event) -> None:
+    def apply_one(self, ev: Event) -> None:
+        """Apply one event within the current batch (see `end_batch`)."""
         topic = topic_for_type(ev.type).name
         if topic == "norm-orders":
             assert isinstance(ev, NormOrderIssued)
@@ -105,7 +107,7 @@ class Pipeline:
             self.load_orders(events)
         n = 0
         for ev in events:
-            self._apply(ev)
+            self.apply_one(ev)
             n += 1
             if n % self.batch_size == 0:
                 self.end_batch()

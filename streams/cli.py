@@ -150,9 +150,10 @@ def run_worker(s: Settings) -> None:
         except Exception as exc:  # the broker may not be up yet: the worker retries
             click.echo(f"kpi worker: generation registry unreadable ({exc}); "
                        f"serving generation {s.generation}", err=True)
-    from streams.memory import limit_arenas
+    from streams.memory import limit_arenas, tune_gc
 
     limit_arenas(s.malloc_arenas)  # before Faust, aiokafka and RocksDB start threads
+    tune_gc(s.gc_threshold)
     s.data_dir.mkdir(parents=True, exist_ok=True)
     kw = KpiWorker(s)
     w = faust.Worker(kw.app, loglevel=s.log_level, quiet=True, redirect_stdouts=False)

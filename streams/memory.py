@@ -1,4 +1,5 @@
-"""The C heap of a long-running worker: fewer malloc arenas, freed pages handed back.
+"""The heap of a long-running worker: fewer malloc arenas, freed pages handed back, and a
+garbage collector tuned for a fold.
 
 RocksDB's background threads, aiokafka's fetcher and the event loop each allocate from
 their own glibc arena, and values rewritten with a new size on every event (a day growing
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import logging
 from functools import cache
 from typing import Any
@@ -47,3 +49,19 @@ def trim() -> bool:
     """Hand free heap pages back to the OS; True when some were released."""
     libc = _libc()
     return bool(libc.malloc_trim(0)) if libc is not None else False
+
+
+def tune_gc(gen0_threshold: int) -> None:
+    """Collect the young generation every `gen0_threshold` allocations instead of 700.
+
+    A fold allocates millions of short-lived containers, and the worker holds tens of
+    thousands of long-lived ones (fold cursors, batch caches): with CPython's default every
+    few hundred events triggered a collection that walked them, about a third of the pure
+    fold's time. Objects alive at start-up are moved out of the collector's sight
+    (`gc.freeze`), as they are never garbage. 0 leaves the interpreter's defaults.
+    """
+    if gen0_threshold <= 0:
+        return
+    gc.freeze()
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(gen0_threshold, gen1, gen2)

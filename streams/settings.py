@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     # glibc's heap (streams/memory.py): arenas capped, free pages returned on a timer.
     malloc_arenas: int = Field(2, ge=0, le=64, description="glibc malloc arenas (0: default)")
     malloc_trim_interval: float = Field(30.0, ge=0, description="malloc_trim period, s (0: off)")
+    gc_threshold: int = Field(50_000, ge=0, description="gen-0 GC threshold (0: Python's)")
     standby_replicas: int = Field(0, ge=0, le=8,
                                   description="warm standby copies of each table partition")
     broker_probe_interval: float = Field(2.0, gt=0, description="broker liveness probe, s")
