@@ -271,6 +271,7 @@ class Folder:
         "live",
         "merge_ins",
         "opened",
+        "published",
         "reopened_any",
         "revision",
         "seconds",
@@ -292,6 +293,9 @@ class Folder:
         self.reopened_any = False
         self.last_key: tuple[datetime, int, str] | None = None
         self.count = 0
+        # The caller's memo of what it last published from this cursor's views (the
+        # projector: contribution key -> the (counters, handled) pair it published).
+        self.published: dict[tuple[str, date], tuple[Counters, int]] | None = None
         self.target = None
         if opened is not None:
             d = opened.data

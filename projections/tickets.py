@@ -224,8 +224,8 @@ class TicketProjector:
             return TicketOutput()
         return self._commit(ticket_id, st)
 
-    def _fold(self, ticket_id: str, st: TicketState, added: Entry | None) -> TicketView:
-        """The ticket's view after a change: one step of its cursor when `added` is the
+    def _fold(self, ticket_id: str, st: TicketState, added: Entry | None) -> Folder:
+        """The ticket's cursor after a change: one step of the kept one when `added` is the
         only change and comes after everything folded so far (events in time order, the
         common case), else a re-fold of the whole history, which leaves a new cursor."""
         cursor = self._cursors.pop(ticket_id, None)
@@ -238,26 +238,41 @@ class TicketProjector:
         self._cursors[ticket_id] = cursor  # most recently used last
         if len(self._cursors) > self.cursor_limit:
             del self._cursors[next(iter(self._cursors))]
-        return cursor.finish()
+        return cursor
 
     def _commit(self, ticket_id: str, st: TicketState, added: Entry | None = None) -> TicketOutput:
-        v = self._fold(ticket_id, st, added)
+        cursor = self._fold(ticket_id, st, added)
+        v = cursor.finish()
         st.version += 1
-        new = {_contrib_key(emp, d): [c.to_list(), h] for (emp, d), (c, h) in
-               v.contributions.items()}
+        # A contribution whose counters are the very object published last time from this
+        # cursor is unchanged (the fold replaces a slot's counters when it adds to them):
+        # only the others are turned into lists and compared with what was published.
+        memo = cursor.published or {}
+        new: dict[str, list[Any]] = {}
         changed: defaultdict[str, list[list[Any]]] = defaultdict(list)
-        for key in set(st.published) | set(new):
-            if st.published.get(key) != new.get(key):
-                emp, day = key.rsplit("|", 1)  # employee ids may contain "|"
-                item = new.get(key)
-                changed[emp].append([day, item[0], item[1]] if item else [day, None, 0])
+        for (emp, d), pair in v.contributions.items():
+            key = _contrib_key(emp, d)
+            last = memo.get((emp, d))
+            prev = st.published.get(key)
+            if prev is not None and last is not None and last[0] is pair[0] \
+                    and last[1] == pair[1]:
+                new[key] = prev
+                continue
+            item = new[key] = [pair[0].to_list(), pair[1]]
+            if prev != item:
+                changed[emp].append([d.isoformat(), item[0], item[1]])
+        for key, item in st.published.items():
+            if key not in new:
+                # Retracted: said once (a tombstone is kept so that a redelivery, which
+                # re-sends everything published, says it again).
+                if item[0] is not None:
+                    emp, day = key.rsplit("|", 1)  # employee ids may contain "|"
+                    changed[emp].append([day, None, 0])
+                new[key] = [None, 0]
+        cursor.published = dict(v.contributions)
         out = TicketOutput(view=v)
         out.facts = [(emp, _fact(ticket_id, st.version, items)) for emp, items in changed.items()]
-        # Keep tombstones of retracted keys so a redelivery can re-send them too.
-        for key in st.published:
-            if key not in new:
-                new[key] = [None, 0]
-        st.published = {k: x for k, x in new.items()}
+        st.published = new
         if len(v.outcomes) > st.outcomes_counted:
             out.outcomes = v.outcomes[st.outcomes_counted:]
             st.outcomes_counted = len(v.outcomes)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
 # Lag buckets from sub-second live processing to hours of replay backlog.
 _LAG_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 86400)
@@ -16,6 +16,9 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        # process_resident_memory_bytes, process_cpu_seconds_total, open fds (Linux /proc):
+        # the worker's memory beside kpi_rocksdb_memory_bytes on the operations dashboard.
+        self.process = ProcessCollector(registry=r)
         self.events = Counter(
             "kpi_events", "Accepted, non-duplicate events", ["topic", "type"], registry=r
         )
