@@ -271,7 +271,6 @@ class Folder:
         "live",
         "merge_ins",
         "opened",
-        "published",
         "reopened_any",
         "revision",
         "seconds",
@@ -293,9 +292,6 @@ class Folder:
         self.reopened_any = False
         self.last_key: tuple[datetime, int, str] | None = None
         self.count = 0
-        # The caller's memo of what it last published from this cursor's views (the
-        # projector: contribution key -> the (counters, handled) pair it published).
-        self.published: dict[tuple[str, date], tuple[Counters, int]] | None = None
         self.target = None
         if opened is not None:
             d = opened.data
