@@ -190,12 +190,21 @@ class TicketProjector:
             return
         since = min(o.issued_at for o in orders)
         for ticket_id in ticket_ids:
-            st = self.load(ticket_id)
+            # A partition's every ticket may pass here: each is written back at once
+            # rather than held decoded until the end of the batch.
+            cached = ticket_id in self._states
+            st = self._states[ticket_id] if cached else self._decode(ticket_id)
             if st is None or not st.entries:
                 continue
             if self.live and max(e.ts for e in st.entries) < since:
                 continue
-            yield self._commit(ticket_id, st)
+            self._states[ticket_id] = st
+            out = self._commit(ticket_id, st)
+            if not cached:
+                self.kv.put(ticket_id, st.to_bytes())
+                self._changed.discard(ticket_id)
+                del self._states[ticket_id]
+            yield out
 
     def apply_notice(self, notice: dict[str, Any]) -> TicketOutput:
         """Apply an internal notice (merge into this ticket, or an alert published)."""
