@@ -106,6 +106,11 @@ class KpiWorker:
         self._dirty: set[tuple[str, str]] = set()
         self._seen_employees: set[str] = set()
         self._gauge_labels: dict[str, tuple[str, str]] = {}
+        # Employees changed since the last gauge refresh; the others keep their gauges
+        # until the next full refresh (a new day, a new norm order, or once a minute).
+        self._gauge_dirty: set[str] = set()
+        self._gauge_basis: tuple[str, int] | None = None  # (today, catalogue revision)
+        self._gauge_full_at = 0.0
         self._prefix_len = len(s.topic_prefix)
         self.app = faust.App(
             # The topic prefix isolates tenants: group, changelogs and local state too.
@@ -395,6 +400,10 @@ class KpiWorker:
             await self._guarded(self._employee_batch, self._records(event))
 
     async def _employee_batch(self, records: list[Any]) -> None:
+        # Marked for snapshots and gauges only once written: a timer running while this
+        # batch awaits (a dead letter's send) must not read the days before they land.
+        changed: set[str] = set()
+        dirty: set[tuple[str, str]] = set()
         for msg in records:
             if msg.topic == self.facts_name:
                 emp = bytes(msg.key).decode()
@@ -414,12 +423,15 @@ class KpiWorker:
                     continue
                 self._observe(msg, ev, topic)
                 emp = ev.employee_id  # type: ignore[attr-defined]
-            self._seen_employees.add(emp)
+            changed.add(emp)
             for d in days:
-                self._dirty.add((emp, d.isoformat()))
-                self._dirty.add((emp, d.isoformat()[:7]))
+                dirty.add((emp, d.isoformat()))
+                dirty.add((emp, d.isoformat()[:7]))
         self.employee_proj.end_batch()
         self.employee_kv.flush()
+        self._seen_employees |= changed
+        self._gauge_dirty |= changed
+        self._dirty |= dirty
 
     async def _orders_agent(self, stream: faust.StreamT) -> None:
         """Validate and count norm orders once per group; every worker reads them in full."""
@@ -677,11 +689,22 @@ class KpiWorker:
         wanted: dict[str, tuple[str, str]] = {}
         m = self.metrics
         assignment = self.app.consumer.assignment()
+        # Recomputing two employee objects for every employee every few seconds was most
+        # of a live worker's CPU for a large centre: only changed employees are, except
+        # on a full refresh.
+        basis = (today, self.cat.revision)
+        full = (basis != self._gauge_basis or time.monotonic() - self._gauge_full_at
+                >= self.settings.gauge_full_refresh)
+        if full:
+            self._gauge_basis, self._gauge_full_at = basis, time.monotonic()
+        dirty, self._gauge_dirty = self._gauge_dirty, set()
         for emp in sorted(set(self.roster.employees()) | self._seen_employees):
             if not self.owns(facts, emp, assignment) or not self.employee_reader.known(emp):
                 continue
             labels = (emp, self.roster.department_of(emp) or "")
             wanted[emp] = labels
+            if not full and emp not in dirty and self._gauge_labels.get(emp) == labels:
+                continue
             d = self.employee_reader.employee(emp, day, gen)
             mo = self.employee_reader.employee(emp, month, gen)
             m.employee_minutes.labels(*labels).set(d["kpi_minutes"])

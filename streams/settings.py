@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     snapshots: bool = Field(True, description="publish kpi-employee snapshots")
     follow_active: bool = Field(True, description="serve the registry's active generation")
     gauge_interval: float = Field(5.0, gt=0, description="per-employee gauge refresh, s")
+    gauge_full_refresh: float = Field(
+        60.0, gt=0, description="every gauge recomputed, not only changed employees', s")
     # Faust's RocksDB defaults are 64 MiB memtables (x3) and a 2 GiB block cache *per
     # partition of each table*: unbounded in practice. streams/store.py puts every table
     # partition under one budget (block cache, index and filter blocks, memtables).

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -76,6 +76,39 @@ def test_today_gauges(worker: WorkerProc, broker: EmbeddedBroker) -> None:
                       employee_id="e-7", department_id="d-7")
 
     assert wait_for(minutes, what="e-7's gauge") == 12.5
+
+
+def test_gauges_follow_changed_employees_between_full_refreshes(
+        broker: EmbeddedBroker, tmp_path: Path) -> None:
+    """Only changed employees are recomputed between full refreshes (here: never after
+    the first), so a change must mark its employee."""
+    prefix = unique_prefix()
+    create_topics(settings_for(broker, prefix))
+    produce(broker, prefix, [f.order()])
+    w = WorkerProc(broker, prefix, tmp_path / "state", log_path=tmp_path / "worker.log",
+                   extra_env={"KPI_GAUGE_INTERVAL": "0.5", "KPI_GAUGE_FULL_REFRESH": "3600"})
+    w.start()
+    try:
+        now = datetime.now(UTC)
+        produce(broker, prefix, [
+            f.registered("e-8", "d-8"), f.registered("e-9", "d-8"),
+            f.opened("t-8", now.isoformat(), "e-8", decisions=["reactivation"]),
+        ])
+
+        def minutes(emp: str) -> float | None:
+            return metric(w.get("/metrics").body, "kpi_employee_minutes",
+                          employee_id=emp, department_id="d-8")
+
+        assert wait_for(lambda: minutes("e-8"), what="e-8's gauge") == 12.5
+        produce(broker, prefix, [
+            f.added("t-8", (now + timedelta(seconds=1)).isoformat(), "e-8", ["reactivation"]),
+            f.opened("t-9", now.isoformat(), "e-9", decisions=["reactivation"]),
+        ])
+        assert wait_for(lambda: minutes("e-8") == 25.0 and minutes("e-9"),
+                        what="the changed gauges")
+        assert minutes("e-9") == 12.5
+    finally:
+        w.stop()
 
 
 def test_rocksdb_memory_is_reported_against_its_budget(worker: WorkerProc) -> None:
