@@ -67,8 +67,10 @@ class DayState:
     total: Counters = field(default_factory=Counters)
     # ticket_id -> [version, counters list | None, handled]
     tickets: dict[str, list[Any]] = field(default_factory=dict)
-    # event_id -> counters list (calls, ratings, evaluations, absences)
-    events: dict[str, list[Any]] = field(default_factory=dict)
+    # event_ids applied (calls, ratings, evaluations): only membership is read. Values
+    # written before 2026-11-30 hold the event's counters; newer ones 0, which keeps a
+    # busy day's value (rewritten on every change) a third of the size.
+    events: dict[str, Any] = field(default_factory=dict)
 
     def to_bytes(self) -> bytes:
         return orjson.dumps({"tot": self.total.to_list(), "tk": self.tickets, "ev": self.events})
@@ -202,7 +204,7 @@ class EmployeeProjector:
         if eid in st.events:
             return True, []
         c = _event_counters(ev)
-        st.events[eid] = c.to_list()
+        st.events[eid] = 0
         st.total = st.total + c
         self._save(key, st)
         return False, [d]
