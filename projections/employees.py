@@ -211,23 +211,31 @@ class EmployeeProjector:
 
     # -- read side --------------------------------------------------------------------
 
+    def _reader(self, employee_id: str) -> Any:
+        """The store as seen for one employee's keys (a worker's table reads them from
+        the employee's partition only; see streams.app.TableKV.scoped)."""
+        scoped = getattr(self.kv, "scoped", None)
+        return self.kv if scoped is None else scoped(employee_id)
+
     def known(self, employee_id: str) -> bool:
         """Named by an accepted event (a fact, a call, a rating, a roster entry)."""
-        return self.roster.registered(employee_id) or self.kv.get(employee_id) is not None
+        return (self.roster.registered(employee_id)
+                or self._reader(employee_id).get(employee_id) is not None)
 
     def totals(self, employee_id: str, period: Period) -> tuple[Counters, int]:
         """Summed counters and distinct handled tickets over the period's days."""
         total = Counters()
         handled: set[str] = set()
+        kv = self._reader(employee_id)
         for d in period.days():
             key = day_key(employee_id, d)
-            summary = self.kv.get(key + SUMMARY_SUFFIX)
+            summary = kv.get(key + SUMMARY_SUFFIX)
             if summary is not None:
                 tot, ids = orjson.loads(summary)
                 total = total + Counters.from_list(tot)
                 handled.update(ids)
                 continue
-            raw = self.kv.get(key)  # written before summaries existed
+            raw = kv.get(key)  # written before summaries existed
             if raw is None:
                 continue
             st = DayState.from_bytes(raw)

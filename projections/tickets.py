@@ -126,7 +126,9 @@ class TicketProjector:
         return st
 
     def _decode(self, ticket_id: str) -> TicketState | None:
-        raw = self.kv.get(ticket_id)
+        # A worker's table reads a ticket from its partition only (TableKV.scoped).
+        scoped = getattr(self.kv, "scoped", None)
+        raw = (self.kv if scoped is None else scoped(ticket_id)).get(ticket_id)
         return TicketState.from_bytes(raw) if raw is not None else None
 
     def _store(self, ticket_id: str, st: TicketState | None) -> None:
