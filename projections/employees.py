@@ -21,6 +21,7 @@ from processors.calendar import OrderCatalogue
 from processors.counters import Counters
 from processors.figures import department_totals, employee_object
 from projections.roster import Roster
+from projections.store import scoped
 from schemas.events import CallCompleted, CsatRated, Event, QualityEvaluated
 
 _PERIOD = re.compile(r"^(\d{4})-(\d{2})(?:-(\d{2}))?$")
@@ -211,22 +212,16 @@ class EmployeeProjector:
 
     # -- read side --------------------------------------------------------------------
 
-    def _reader(self, employee_id: str) -> Any:
-        """The store as seen for one employee's keys (a worker's table reads them from
-        the employee's partition only; see streams.app.TableKV.scoped)."""
-        scoped = getattr(self.kv, "scoped", None)
-        return self.kv if scoped is None else scoped(employee_id)
-
     def known(self, employee_id: str) -> bool:
         """Named by an accepted event (a fact, a call, a rating, a roster entry)."""
         return (self.roster.registered(employee_id)
-                or self._reader(employee_id).get(employee_id) is not None)
+                or scoped(self.kv, employee_id).get(employee_id) is not None)
 
     def totals(self, employee_id: str, period: Period) -> tuple[Counters, int]:
         """Summed counters and distinct handled tickets over the period's days."""
         total = Counters()
         handled: set[str] = set()
-        kv = self._reader(employee_id)
+        kv = scoped(self.kv, employee_id)
         for d in period.days():
             key = day_key(employee_id, d)
             summary = kv.get(key + SUMMARY_SUFFIX)

@@ -24,6 +24,13 @@ class KV(Protocol):
     def delete(self, key: str) -> None: ...
 
 
+def scoped(kv: KV, owner: str) -> KV:
+    """The store as seen for keys stored under `owner` (a ticket, an employee): a store
+    that can read them from the owner's partition alone offers `scoped(owner)`."""
+    narrow = getattr(kv, "scoped", None)
+    return kv if narrow is None else narrow(owner)
+
+
 class MemoryKV:
     """A dict behind the KV interface, for tests and the pure fold."""
 

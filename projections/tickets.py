@@ -20,6 +20,7 @@ import orjson
 
 from processors.calendar import NormOrder, OrderCatalogue
 from processors.ticket import TOPIC_OF_TYPE, Entry, Folder, TicketView, fold
+from projections.store import scoped
 from schemas.events import Event
 from schemas.outputs import alert_event_id
 
@@ -126,9 +127,7 @@ class TicketProjector:
         return st
 
     def _decode(self, ticket_id: str) -> TicketState | None:
-        # A worker's table reads a ticket from its partition only (TableKV.scoped).
-        scoped = getattr(self.kv, "scoped", None)
-        raw = (self.kv if scoped is None else scoped(ticket_id)).get(ticket_id)
+        raw = scoped(self.kv, ticket_id).get(ticket_id)
         return TicketState.from_bytes(raw) if raw is not None else None
 
     def _store(self, ticket_id: str, st: TicketState | None) -> None:

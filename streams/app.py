@@ -68,8 +68,7 @@ class TableKV:
         partition is not open here."""
         if self.partitions <= 0:
             return self
-        p = (murmur2(owner.encode()) & 0x7FFFFFFF) % self.partitions
-        db = getattr(self.table.data, "_dbs", {}).get(p)
+        db = getattr(self.table.data, "_dbs", {}).get(partition_of(owner, self.partitions))
         return self if db is None else PartitionReader(db)
 
     def get(self, key: str) -> bytes | None:
@@ -80,6 +79,12 @@ class TableKV:
 
     def delete(self, key: str) -> None:
         self.table.pop(key.encode(), None)
+
+
+def partition_of(key: str, partitions: int) -> int:
+    """The partition Kafka's default partitioner gives a key (and so the table partition
+    holding every key written while processing it)."""
+    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
 class PartitionReader:
@@ -636,11 +641,9 @@ class KpiWorker:
 
     def owns(self, topic: str, key: str, assignment: set[TP] | None = None) -> bool:
         """Does this worker own the partition of `key` on `topic` right now?"""
-        n = self.settings.partitions
-        p = (murmur2(key.encode()) & 0x7FFFFFFF) % n
         if assignment is None:
             assignment = self.app.consumer.assignment()
-        return TP(topic, p) in assignment
+        return TP(topic, partition_of(key, self.settings.partitions)) in assignment
 
     async def _fire_alerts(self) -> None:
         """Publish every SLA threshold reached by an open ticket this worker owns."""
