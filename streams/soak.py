@@ -50,6 +50,8 @@ from streams.settings import Settings
 LATENCY = "kpi_processing_latency_seconds"
 LAG = "kpi_consumer_lag_messages"
 ROCKSDB_CACHE = 'kpi_rocksdb_memory_bytes{kind="cache"}'
+ROCKSDB_MEMTABLES = 'kpi_rocksdb_memory_bytes{kind="memtables"}'
+ROCKSDB_TABLE_READERS = 'kpi_rocksdb_memory_bytes{kind="table_readers"}'
 MIB = 1024 * 1024
 
 
@@ -83,6 +85,10 @@ class Sample:
     rss_mib: float
     cpu_pct: float
     rocksdb_mib: float = 0.0
+    # parts of RocksDB's memory: memtables (inside the cache's figure) and table readers
+    # (outside it, growing with the files on disk)
+    memtables_mib: float = 0.0
+    table_readers_mib: float = 0.0
 
 
 @dataclass
@@ -256,6 +262,8 @@ def run(cfg: SoakConfig, on_sample: Callable[[Sample], None] | None = None) -> S
                     rss_mib=round((_proc_status(proc.pid, "VmRSS") or 0) / MIB, 1),
                     cpu_pct=round(100.0 * (cpu - prev_cpu) / (now - prev_t), 1),
                     rocksdb_mib=round(_gauge(text, ROCKSDB_CACHE) / MIB, 1),
+                    memtables_mib=round(_gauge(text, ROCKSDB_MEMTABLES) / MIB, 1),
+                    table_readers_mib=round(_gauge(text, ROCKSDB_TABLE_READERS) / MIB, 1),
                 )
                 prev_t, prev_n, prev_cpu, prev_hist = now, n, cpu, hist
                 result.samples.append(sample)
