@@ -342,7 +342,7 @@ class Folder:
         return ts if self.live else None
 
     def local(self, ts: datetime) -> date:
-        return self.cat.local_date(ts, ts if self.live else None)
+        return self.cat.local_date(ts, self.issued(ts))
 
     def _add(self, emp: str, d: date, c: Counters | None = None, handled: int = 0) -> None:
         slot = self.contrib.get((emp, d))

@@ -126,6 +126,10 @@ class TicketProjector:
         st = self._states[ticket_id] = self._decode(ticket_id)
         return st
 
+    def _peek(self, ticket_id: str) -> TicketState | None:
+        """The batch's state of a ticket if it is in one, else the store's, not cached."""
+        return self._states[ticket_id] if ticket_id in self._states else self._decode(ticket_id)
+
     def _decode(self, ticket_id: str) -> TicketState | None:
         raw = scoped(self.kv, ticket_id).get(ticket_id)
         return TicketState.from_bytes(raw) if raw is not None else None
@@ -154,7 +158,7 @@ class TicketProjector:
         # Read-only (the alert timer, between batches): the batch's state if this ticket
         # is in one, else the store's, without caching it (the store may change under a
         # rebalance before the next batch).
-        st = self._states[ticket_id] if ticket_id in self._states else self._decode(ticket_id)
+        st = self._peek(ticket_id)
         if st is None:
             return None
         return st, fold(ticket_id, st.entries, st.merge_ins, self.cat,
@@ -194,7 +198,7 @@ class TicketProjector:
             # A partition's every ticket may pass here: each is written back at once
             # rather than held decoded until the end of the batch.
             cached = ticket_id in self._states
-            st = self._states[ticket_id] if cached else self._decode(ticket_id)
+            st = self._peek(ticket_id)
             if st is None or not st.entries:
                 continue
             if self.live and max(e.ts for e in st.entries) < since:

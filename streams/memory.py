@@ -14,11 +14,9 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import gc
-import logging
 from functools import cache
 from typing import Any
 
-log = logging.getLogger(__name__)
 _M_ARENA_MAX = -8  # glibc's mallopt parameter (malloc.h)
 
 

@@ -39,7 +39,8 @@ def shared_budget(total_bytes: int) -> tuple[Any, Any]:
 def budget_usage() -> dict[str, int]:
     """Bytes used under the process's budget: `cache` is the shared block cache's usage
     (memtables, index and filter blocks are charged to it, so it is the whole), `memtables`
-    the write-buffer manager's part of it, `budget` the configured total. Empty before any
+    the write-buffer manager's part of it, `budget` the configured total; `table_readers`
+    is outside the budget (RocksDB's estimate over every open database). Empty before any
     table is opened."""
     usage = {"cache": 0, "memtables": 0, "budget": 0, "table_readers": 0}
     for total, (cache, memtables) in _BUDGETS.items():
