@@ -38,7 +38,7 @@ from schemas.events import Event, NormOrderIssued
 from schemas.topics import INPUT_TOPICS
 from streams.fastpath import RecordBatch
 from streams.memory import trim
-from streams.metrics import Metrics
+from streams.metrics import BatchObservations, Metrics
 from streams.settings import Settings
 from streams.store import budget_usage
 from streams.web import register_web
@@ -171,6 +171,8 @@ class KpiWorker:
             broker_rebalance_timeout=max(30.0, s.session_timeout * 3),
             consumer_auto_offset_reset="earliest",
             producer_acks=-1,
+            producer_linger=s.producer_linger_ms / 1000,
+            producer_max_batch_size=s.producer_batch_kb * 1024,
             stream_wait_empty=False,
             table_standby_replicas=s.standby_replicas,
             logging_config=None,
@@ -295,13 +297,9 @@ class KpiWorker:
             return None
         return result
 
-    def _observe(self, msg: Any, ev: Event, topic: str) -> None:
-        now = time.time()
-        self.metrics.events.labels(topic, ev.type).inc()
-        self.metrics.event_lag.observe(max(0.0, now - ev.occurred_at.timestamp()))
-        ts = msg.timestamp
-        if ts:
-            self.metrics.processing_latency.observe(max(0.0, now - ts))
+    @staticmethod
+    def _observe(seen: BatchObservations, msg: Any, ev: Event, topic: str) -> None:
+        seen.add(topic, ev.type, ev.occurred_at.timestamp(), msg.timestamp)
 
     # -- agents -------------------------------------------------------------------------
     # Each agent hands whole batches of records of one partition to a handler; state goes
@@ -343,6 +341,7 @@ class KpiWorker:
             os._exit(70)
 
     async def _ticket_batch(self, records: list[Any]) -> None:
+        seen = BatchObservations()
         if records:
             await self._reconcile_orders(records[0].partition)
         for msg in records:
@@ -360,11 +359,12 @@ class KpiWorker:
                 if out.duplicate:
                     self.metrics.duplicates.labels(topic).inc()
                 else:
-                    self._observe(msg, ev, topic)
+                    self._observe(seen, msg, ev, topic)
             await self._emit(out)
         self.ticket_proj.end_batch()
         self.ticket_kv.flush()
         self.timers_kv.flush()
+        seen.flush(self.metrics, time.time())
 
     async def _emit(self, out: TicketOutput) -> None:
         for emp, fact in out.facts:
@@ -439,6 +439,7 @@ class KpiWorker:
         # batch awaits (a dead letter's send) must not read the days before they land.
         changed: set[str] = set()
         dirty: set[tuple[str, str]] = set()
+        seen = BatchObservations()
         for msg in records:
             if msg.topic == self.facts_name:
                 emp = bytes(msg.key).decode()
@@ -456,7 +457,7 @@ class KpiWorker:
                 if dup:
                     self.metrics.duplicates.labels(topic).inc()
                     continue
-                self._observe(msg, ev, topic)
+                self._observe(seen, msg, ev, topic)
                 emp = ev.employee_id  # type: ignore[attr-defined]
             changed.add(emp)
             for d in days:
@@ -464,23 +465,26 @@ class KpiWorker:
                 dirty.add((emp, d.isoformat()[:7]))
         self.employee_proj.end_batch()
         self.employee_kv.flush()
+        seen.flush(self.metrics, time.time())
         self._seen_employees |= changed
         self._gauge_dirty |= changed
         self._dirty |= dirty
 
     async def _orders_agent(self, stream: faust.StreamT) -> None:
         """Validate and count norm orders once per group; every worker reads them in full."""
-        seen: set[str] = set()
+        seen_ids: set[str] = set()
         async for event in stream.events():
+            seen = BatchObservations()
             for msg in self._records(event):
                 ev = await self._decode(msg)
                 if ev is None:
                     continue
-                if str(ev.event_id) in seen:
+                if str(ev.event_id) in seen_ids:
                     self.metrics.duplicates.labels("norm-orders").inc()
                     continue
-                seen.add(str(ev.event_id))
-                self._observe(msg, ev, "norm-orders")
+                seen_ids.add(str(ev.event_id))
+                self._observe(seen, msg, ev, "norm-orders")
+            seen.flush(self.metrics, time.time())
 
     # -- state every worker holds in full -----------------------------------------------
 

@@ -44,6 +44,12 @@ class Settings(BaseSettings):
     malloc_arenas: int = Field(2, ge=0, le=64, description="glibc malloc arenas (0: default)")
     malloc_trim_interval: float = Field(30.0, ge=0, description="malloc_trim period, s (0: off)")
     gc_threshold: int = Field(50_000, ge=0, description="gen-0 GC threshold (0: Python's)")
+    # Faust's producer sends a request per 16 KiB batch as soon as it can; ticket states
+    # of a few KiB each (changelogs) then cost a socket write per handful of records.
+    producer_linger_ms: float = Field(5.0, ge=0, le=1000,
+                                      description="producer batching delay, ms")
+    producer_batch_kb: int = Field(256, ge=16, le=960,
+                                   description="producer batch per partition, KiB")
     standby_replicas: int = Field(0, ge=0, le=8,
                                   description="warm standby copies of each table partition")
     broker_probe_interval: float = Field(2.0, gt=0, description="broker liveness probe, s")
