@@ -164,9 +164,10 @@ class EmployeeProjector:
         if self.kv.get(employee_id) is None:
             self.kv.put(employee_id, b"1")
 
-    def apply_fact(self, employee_id: str, raw: bytes) -> list[date]:
-        """Apply a ticket's replacement contributions; returns the days that changed."""
-        fact = orjson.loads(raw)
+    def apply_fact(self, employee_id: str, raw: bytes | dict[str, Any]) -> list[date]:
+        """Apply a ticket's replacement contributions (a fact, encoded or already read from
+        a bundle, see `projections.tickets.read_facts`); returns the days that changed."""
+        fact = orjson.loads(raw) if isinstance(raw, bytes | bytearray | memoryview) else raw
         ticket_id, version = fact["t"], fact["v"]
         touched: list[date] = []
         self._mark_known(employee_id)

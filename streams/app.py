@@ -20,7 +20,7 @@ import signal
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, cast
 
 import faust
@@ -32,7 +32,13 @@ from processors.calendar import NormOrder, OrderCatalogue, with_cutoff
 from projections.employees import EmployeeProjector, Period, parse_period
 from projections.roster import Roster
 from projections.store import BatchKV
-from projections.tickets import TicketOutput, TicketProjector, alert_sent_notice
+from projections.tickets import (
+    TicketOutput,
+    TicketProjector,
+    alert_sent_notice,
+    fact_bundle,
+    read_facts,
+)
 from schemas.decode import Rejection, dead_letter_value, decode
 from schemas.events import Event, NormOrderIssued
 from schemas.topics import INPUT_TOPICS
@@ -121,6 +127,36 @@ def _set_or_remove(gauge: Any, labels: tuple[str, ...], value: float | None) -> 
 
 def _snapshot_id() -> str:
     return str(uuid.uuid4())
+
+
+class FactBundles:
+    """One batch's employee facts, grouped by the facts partition of their employee.
+
+    Each bundle becomes one record (`projections.tickets.fact_bundle`); a bundle is
+    handed out for sending as soon as it reaches `limit` bytes (a norm-order reconcile
+    may re-publish a whole partition), the rest by `drain()` at the end of the batch.
+    """
+
+    def __init__(self, partitions: int, limit: int = 128 * 1024) -> None:
+        self.partitions = partitions
+        self.limit = limit
+        self._facts: dict[int, list[tuple[str, bytes]]] = {}
+        self._size: dict[int, int] = {}
+
+    def add(self, employee_id: str, fact: bytes) -> list[tuple[int, bytes]] | None:
+        p = partition_of(employee_id, self.partitions)
+        self._facts.setdefault(p, []).append((employee_id, fact))
+        size = self._size[p] = self._size.get(p, 0) + len(fact) + len(employee_id) + 8
+        if size < self.limit:
+            return None
+        self._size[p] = 0
+        return [(p, fact_bundle(self._facts.pop(p)))]
+
+    def drain(self) -> list[tuple[int, bytes]]:
+        out = [(p, fact_bundle(facts)) for p, facts in sorted(self._facts.items())]
+        self._facts.clear()
+        self._size.clear()
+        return out
 
 
 class KpiWorker:
@@ -342,8 +378,9 @@ class KpiWorker:
 
     async def _ticket_batch(self, records: list[Any]) -> None:
         seen = BatchObservations()
+        facts = FactBundles(self.settings.partitions)
         if records:
-            await self._reconcile_orders(records[0].partition)
+            await self._reconcile_orders(records[0].partition, facts)
         for msg in records:
             if msg.topic == self.notices_name:
                 notice = orjson.loads(bytes(msg.value))
@@ -360,21 +397,29 @@ class KpiWorker:
                     self.metrics.duplicates.labels(topic).inc()
                 else:
                     self._observe(seen, msg, ev, topic)
-            await self._emit(out)
+            await self._emit(out, facts)
+        # Sent before the batch returns, so before its offsets can be committed.
+        await self._send_facts(facts.drain())
         self.ticket_proj.end_batch()
         self.ticket_kv.flush()
         self.timers_kv.flush()
         seen.flush(self.metrics, time.time())
 
-    async def _emit(self, out: TicketOutput) -> None:
+    async def _emit(self, out: TicketOutput, facts: FactBundles) -> None:
         for emp, fact in out.facts:
-            await self.facts.send(key=emp.encode(), value=fact)
+            full = facts.add(emp, fact)
+            if full is not None:
+                await self._send_facts(full)
         for ticket_id, notice in out.notices:
             await self.notices.send(key=ticket_id.encode(), value=notice)
         for priority, outcome, fr_s, res_s in out.outcomes:
             self.metrics.sla_tickets.labels(priority, outcome).inc()
             self.metrics.first_response_seconds.labels(priority).observe(float(fr_s))
             self.metrics.resolution_seconds.labels(priority).observe(float(res_s))
+
+    async def _send_facts(self, bundles: list[tuple[int, bytes]]) -> None:
+        for partition, value in bundles:
+            await self.facts.send(key=None, value=value, partition=partition)
 
     async def _request_reconcile(self) -> None:
         """Wake each owned tickets partition whose store may lag the known orders.
@@ -398,7 +443,7 @@ class KpiWorker:
                                         value=orjson.dumps({"type": RECONCILE_NOTICE}))
                 self._reconcile_requested[p] = rev
 
-    async def _reconcile_orders(self, partition: int) -> None:
+    async def _reconcile_orders(self, partition: int, facts: FactBundles) -> None:
         """Bring one partition's tickets up to the orders known now (see `reconcile`).
 
         Which orders a partition was reconciled with is a key in its own store, written
@@ -421,7 +466,7 @@ class KpiWorker:
             moved = 0
             for out in self.ticket_proj.reconcile(ids, new):
                 moved += 1
-                await self._emit(out)
+                await self._emit(out, facts)
             if moved:
                 log.info("partition %d: %d tickets re-folded under %d new norm order(s)",
                          partition, moved, len(new))
@@ -441,9 +486,11 @@ class KpiWorker:
         dirty: set[tuple[str, str]] = set()
         seen = BatchObservations()
         for msg in records:
+            touched: list[tuple[str, list[date]]]
             if msg.topic == self.facts_name:
-                emp = bytes(msg.key).decode()
-                days = self.employee_proj.apply_fact(emp, bytes(msg.value))
+                key = None if msg.key is None else bytes(msg.key)
+                touched = [(emp, self.employee_proj.apply_fact(emp, fact))
+                           for emp, fact in read_facts(key, bytes(msg.value))]
             else:
                 ev = await self._decode(msg)
                 if ev is None:
@@ -458,11 +505,12 @@ class KpiWorker:
                     self.metrics.duplicates.labels(topic).inc()
                     continue
                 self._observe(seen, msg, ev, topic)
-                emp = ev.employee_id  # type: ignore[attr-defined]
-            changed.add(emp)
-            for d in days:
-                dirty.add((emp, d.isoformat()))
-                dirty.add((emp, d.isoformat()[:7]))
+                touched = [(ev.employee_id, days)]  # type: ignore[attr-defined]
+            for emp, days in touched:
+                changed.add(emp)
+                for d in days:
+                    dirty.add((emp, d.isoformat()))
+                    dirty.add((emp, d.isoformat()[:7]))
         self.employee_proj.end_batch()
         self.employee_kv.flush()
         seen.flush(self.metrics, time.time())

@@ -1,0 +1,58 @@
+"""Employee facts travel in bundles, one record per facts partition per batch."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from projections.tickets import _fact, fact_bundle, read_facts
+from streams.app import FactBundles, partition_of
+
+
+def test_a_bundle_reads_back_as_its_facts_in_order() -> None:
+    facts = [("e-1", _fact("t-1", 3, [["2026-11-02", ["12.5", 1], 1]])),
+             ('e|"odd"\\', _fact("t-2", 1, [["2026-11-02", None, 0]])),
+             ("e-1", _fact("t-1", 4, [["2026-11-02", ["13", 1], 1]]))]
+    got = read_facts(None, fact_bundle(facts))
+    assert got == [(emp, orjson.loads(f)) for emp, f in facts]
+
+
+def test_a_single_fact_record_is_still_read_by_its_key() -> None:
+    fact = _fact("t-1", 2, [["2026-11-02", ["1", 1], 1]])
+    assert read_facts(b"e-7", fact) == [("e-7", orjson.loads(fact))]
+    with pytest.raises(ValueError, match="key"):
+        read_facts(None, fact)
+
+
+def test_bundles_group_facts_by_their_employees_partition() -> None:
+    bundles = FactBundles(partitions=4)
+    for i in range(200):
+        full = bundles.add(f"e-{i % 37}", _fact(f"t-{i}", 1, [["2026-11-02", ["1"], 1]]))
+        assert full is None  # far below the size limit
+    sent = bundles.drain()
+    assert bundles.drain() == []  # drained once
+    assert [p for p, _ in sent] == sorted({partition_of(f"e-{i}", 4) for i in range(37)})
+    tickets: list[int] = []
+    for p, value in sent:
+        numbers = []
+        for emp, fact in read_facts(None, value):
+            assert partition_of(emp, 4) == p
+            numbers.append(int(fact["t"][2:]))
+        assert numbers == sorted(numbers)  # in the order produced
+        tickets += numbers
+    assert sorted(tickets) == list(range(200))  # each fact once
+
+
+def test_a_full_bundle_is_handed_out_before_the_end_of_the_batch() -> None:
+    bundles = FactBundles(partitions=1, limit=1000)
+    fact = _fact("t-1", 1, [["2026-11-02", ["1"], 1]])
+    handed: list[tuple[int, bytes]] = []
+    for i in range(100):
+        full = bundles.add(f"e-{i}", fact)
+        if full is not None:
+            handed += full
+    handed += bundles.drain()
+    assert len(handed) > 1
+    assert all(len(v) < 1000 + len(fact) + 20 for _, v in handed)
+    emps = [emp for _, v in handed for emp, _ in read_facts(None, v)]
+    assert emps == [f"e-{i}" for i in range(100)]  # nothing lost, order kept
