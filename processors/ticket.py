@@ -182,15 +182,10 @@ _VIEW_SLOTS: tuple[str, ...] = tuple(f.name for f in fields(TicketView))
 class SecondsFn:
     """Elapsed seconds between two instants, in business or wall-clock time."""
 
-    __slots__ = ("_bh", "_cat", "_due", "_live")
+    __slots__ = ("_bh", "_cat", "_live")
 
     def __init__(self, business_hours: bool, cat: OrderCatalogue, live: bool) -> None:
         self._bh, self._cat, self._live = business_hours, cat, live
-        # A fold cursor asks for the same thresholds after every event while a clock
-        # runs unchanged (a comment, a decision): due_at walks working days in Decimal
-        # arithmetic, which was ~8 % of a live worker. Keyed by the catalogue's revision
-        # too, although a cursor is dropped when it changes.
-        self._due: dict[tuple[datetime, Any, Decimal, int], datetime | None] = {}
 
     def __call__(self, a: datetime, b: datetime) -> Decimal:
         if self._bh:
@@ -198,15 +193,7 @@ class SecondsFn:
         return wall_seconds(a, b)
 
     def due(self, start: datetime, remaining: Decimal) -> datetime | None:
-        key = (start, start.tzinfo, remaining, self._cat.revision)  # the answer keeps start's zone
-        try:
-            return self._due[key]
-        except KeyError:
-            pass
-        if len(self._due) >= 16:  # a ticket has a few clocks and thresholds at a time
-            self._due.clear()
-        moment = self._due[key] = due_at(start, remaining, self._bh, self._cat, self._live)
-        return moment
+        return due_at(start, remaining, self._bh, self._cat, self._live)
 
 
 def _within(clock: Clock) -> bool:
