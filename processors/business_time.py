@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
 
-from processors.calendar import OrderCatalogue
+from processors.calendar import OrderCatalogue, epoch_us
 
 _ONE_DAY = timedelta(days=1)
 _US = Decimal("0.000001")
@@ -16,6 +16,11 @@ def _seconds(td: timedelta) -> Decimal:
     """Exact seconds of a timedelta (integer microseconds, no float)."""
     us = (td.days * 86400 + td.seconds) * 1_000_000 + td.microseconds
     return Decimal(us) * _US
+
+
+def _ceil_us(seconds: Decimal) -> int:
+    """Whole microseconds of at least `seconds`."""
+    return int((seconds / _US).to_integral_value(ROUND_CEILING))
 
 
 def _micros(seconds: Decimal) -> timedelta:
@@ -71,17 +76,23 @@ def due_at(running_from: datetime, remaining_seconds: Decimal, business_hours: b
     if not business_hours:  # elapsed time, not wall-clock arithmetic, in running_from's zone
         return (running_from.astimezone(UTC) + _micros(remaining_seconds)).astimezone(
             running_from.tzinfo)
-    left = remaining_seconds
+    # In integer microseconds: a window's length is a whole number of them, so "avail >=
+    # left" holds exactly when it holds for left rounded up, and rounding up once at the
+    # start equals rounding up what is left at the end. (This walk ran in Decimal and was
+    # ~8 % of a live worker: every open ticket's thresholds are recomputed per event.)
+    left = _ceil_us(remaining_seconds)
+    start_us = epoch_us(running_from)
     tz = cat.zone_at(running_from, None)
     d = running_from.astimezone(tz).date() - _ONE_DAY
     for _ in range(horizon_days):
-        w = cat.day_window(d, live)
+        w = cat.day_window_us(d, live)
         d += _ONE_DAY
-        if w is None or w[1] <= running_from:
+        if w is None or w[2] <= start_us:
             continue
-        a = max(running_from, w[0])
-        avail = _seconds(w[1] - a)
+        # max(running_from, window start), the earlier argument on a tie (its zone is kept)
+        a, a_us = (w[0], w[1]) if w[1] > start_us else (running_from, start_us)
+        avail = w[2] - a_us
         if avail >= left:
-            return (a.astimezone(UTC) + _micros(left)).astimezone(a.tzinfo)
+            return (a.astimezone(UTC) + timedelta(microseconds=left)).astimezone(a.tzinfo)
         left -= avail
     return None

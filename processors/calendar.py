@@ -158,6 +158,7 @@ class OrderCatalogue:
         self._sorted: list[NormOrder] = []
         self._day_cache: dict[tuple[date, bool], NormOrder | None] = {}
         self._window_cache: dict[tuple[date, bool], tuple[datetime, datetime] | None] = {}
+        self._window_us_cache: dict[tuple[date, bool], tuple[datetime, int, int] | None] = {}
         # The zone every known order shares (the contract expects one), else None.
         self._one_zone: ZoneInfo | None = None
         self._digests: dict[str, str] = {}
@@ -183,6 +184,7 @@ class OrderCatalogue:
                               key=lambda o: (o.effective_from, o.number), reverse=True)
         self._day_cache.clear()
         self._window_cache.clear()
+        self._window_us_cache.clear()
         zones = {o.tz for o in self._sorted}
         self._one_zone = zones.pop() if len(zones) == 1 else None
         return True
@@ -258,3 +260,25 @@ class OrderCatalogue:
         o = self.day_order(d, live)
         w = self._window_cache[key] = o.working_window(d) if o is not None else None
         return w
+
+    def day_window_us(self, d: date, live: bool) -> tuple[datetime, int, int] | None:
+        """`day_window` as (start, start, end) with both ends in epoch microseconds, for
+        arithmetic in integers (`business_time.due_at`)."""
+        key = (d, live)
+        try:
+            return self._window_us_cache[key]
+        except KeyError:
+            pass
+        w = self.day_window(d, live)
+        out = self._window_us_cache[key] = (
+            None if w is None else (w[0], epoch_us(w[0]), epoch_us(w[1])))
+        return out
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def epoch_us(t: datetime) -> int:
+    """Microseconds since the epoch of an aware instant, exactly."""
+    td = t - _EPOCH
+    return (td.days * 86400 + td.seconds) * 1_000_000 + td.microseconds

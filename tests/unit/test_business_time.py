@@ -455,11 +455,10 @@ SECONDS = st.decimals(min_value=0, max_value=5 * 24 * 3600, places=6, allow_nan=
 @given(c=calendars(), a=INSTANTS, s=SECONDS, live=st.booleans())
 def test_due_at_is_the_inverse_of_business_seconds(c: Any, a: datetime, s: Decimal,
                                                    live: bool) -> None:
-    cat, _, cal = c
+    cat, _, _ = c
     due = due_at(a, s, True, cat, live)
-    if due is None:  # only a calendar with no working time at all
-        assert cal["work_end"] != "24:00"
-        assert time.fromisoformat(cal["work_start"]) >= time.fromisoformat(cal["work_end"])
+    if due is None:  # beyond due_at's 400-day horizon (e.g. 2 working hours a week)
+        assert business_seconds(a, a + timedelta(days=398), cat, live) < s
         return
     assert due >= a
     assert business_seconds(a, due, cat, live) == s
@@ -476,3 +475,44 @@ def test_due_at_in_wall_clock_mode(c: Any, a: datetime, s: Decimal, how: int) ->
     assert due is not None
     assert wall_seconds(start, due) == s
     assert due == a + timedelta(microseconds=int(s * 1_000_000))
+
+
+def _reference_due_at(running_from: datetime, remaining: Decimal, cat: OrderCatalogue,
+                      live: bool) -> datetime | None:
+    """due_at in business time as first written: Decimal seconds, window by window."""
+    from decimal import ROUND_CEILING
+
+    def secs(td: timedelta) -> Decimal:
+        return Decimal((td.days * 86400 + td.seconds) * 1_000_000 + td.microseconds) / 10**6
+
+    if remaining <= 0:
+        return running_from
+    left = remaining
+    d = running_from.astimezone(cat.zone_at(running_from, None)).date() - timedelta(days=1)
+    for _ in range(400):
+        w = cat.day_window(d, live)
+        d += timedelta(days=1)
+        if w is None or w[1] <= running_from:
+            continue
+        a = max(running_from, w[0])
+        avail = secs(w[1] - a)
+        if avail >= left:
+            us = int((left * 10**6).to_integral_value(ROUND_CEILING))
+            return (a.astimezone(UTC) + timedelta(microseconds=us)).astimezone(a.tzinfo)
+        left -= avail
+    return None
+
+
+@settings(max_examples=200, deadline=None)
+@given(c=calendars(), a=INSTANTS, s=st.decimals(min_value=-10, max_value=5 * 24 * 3600,
+                                                 places=9, allow_nan=False,
+                                                 allow_infinity=False),
+       how=st.integers(0, 9), live=st.booleans())
+def test_due_at_in_integer_microseconds_equals_the_decimal_walk(
+        c: Any, a: datetime, s: Decimal, how: int, live: bool) -> None:
+    cat, tz, _ = c
+    start = as_zone(a, how, tz)
+    got, want = due_at(start, s, True, cat, live), _reference_due_at(start, s, cat, live)
+    assert got == want
+    if want is not None:  # the same instant written the same way (zone kept)
+        assert got is not None and got.isoformat() == want.isoformat()
