@@ -33,7 +33,8 @@ class TicketOutput:
     """What applying one record produced, for the shell to send and count."""
 
     duplicate: bool = False
-    # (employee_id, fact value) for the employee-facts topic, keyed by employee_id
+    # (employee_id, fact value) for the employee-facts topic, in the employee's partition
+    # (the worker bundles them per partition: `fact_bundle`)
     facts: list[tuple[str, bytes]] = field(default_factory=list)
     # (ticket_id, notice value) for the ticket-notices topic, keyed by ticket_id
     notices: list[tuple[str, bytes]] = field(default_factory=list)

@@ -1,10 +1,11 @@
 """The Faust worker: wiring only. Decode at the edge, call the projectors, write, send, count.
 
-Topology (keys in brackets):
+Topology (keys, or the partition's key, in brackets):
 
     tickets, escalations, reopens, <gen>-ticket-notices   [ticket_id]
         -> ticket agent: tickets table (history, clocks, published contributions)
-        -> <gen>-employee-facts [employee_id], <gen>-ticket-notices (merges, alerts sent)
+        -> <gen>-employee-facts [employee_id's partition: one bundle per partition and
+           batch], <gen>-ticket-notices (merges, alerts sent)
     calls, evaluations, roster, <gen>-employee-facts      [employee_id]
         -> employee agent: employees table (per-day additive figures)
         -> kpi-employee snapshots, gauges
@@ -758,9 +759,13 @@ class KpiWorker:
             return
         dirty, self._dirty = self._dirty, set()
         gen = self.settings.generation
-        for i, (emp, period) in enumerate(sorted(dirty), 1):
-            if i % YIELD_EVERY == 0:
+        todo = sorted(dirty)
+        for i, (emp, period) in enumerate(todo):
+            if i and i % YIELD_EVERY == 0:
                 await asyncio.sleep(0)  # see YIELD_EVERY
+                if self.app.rebalancing:  # partitions may be moving: finish afterwards
+                    self._dirty.update(todo[i:])
+                    return
             obj = self.employee_reader.employee(emp, parse_period(period), gen)
             snap = {"type": "kpi.employee_snapshot", "event_id": _snapshot_id(),
                     "emitted_at": self.clock().isoformat(), **obj}
@@ -803,6 +808,10 @@ class KpiWorker:
             computed += 1
             if computed % YIELD_EVERY == 0:
                 await asyncio.sleep(0)  # see YIELD_EVERY
+                if self.app.rebalancing:  # the assignment read above may be stale
+                    self._gauge_dirty |= dirty
+                    self._gauge_basis = None  # recompute every gauge next time
+                    return
             d = self.employee_reader.employee(emp, day, gen)
             mo = self.employee_reader.employee(emp, month, gen)
             m.employee_minutes.labels(*labels).set(d["kpi_minutes"])
