@@ -16,6 +16,7 @@ Not part of `make test` (it runs for 30 minutes); `make soak` runs it.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -168,6 +169,7 @@ def _feed(bootstrap: str, prefix: str, cfg: SoakConfig, limit: int,
 
     from streams import simulate as sim
 
+    producer: Any = None
     try:
         producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
         feed = sim.live(employees=cfg.employees, seed=cfg.seed, rate=cfg.rate,
@@ -182,9 +184,14 @@ def _feed(bootstrap: str, prefix: str, cfg: SoakConfig, limit: int,
 
         sim.send(counted(), producer, prefix, rate=cfg.rate, limit=limit, progress=False)
         producer.flush()
-        producer.close()
     except BaseException as exc:  # reported by the sampling loop
         errors.append(exc)
+    finally:
+        # Closed here even when the soak was interrupted and the broker is already gone:
+        # otherwise kafka-python's exit hook tries again and prints a traceback.
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                producer.close(timeout=1)
 
 
 def run(cfg: SoakConfig, on_sample: Callable[[Sample], None] | None = None) -> SoakResult:
@@ -195,6 +202,7 @@ def run(cfg: SoakConfig, on_sample: Callable[[Sample], None] | None = None) -> S
     broker: EmbeddedBroker | None = None
     proc: subprocess.Popen[bytes] | None = None
     stop = threading.Event()
+    feeder: threading.Thread | None = None
     result = SoakResult(config={k: str(v) if isinstance(v, Path) else v
                                 for k, v in asdict(cfg).items()})
     try:
@@ -286,6 +294,8 @@ def run(cfg: SoakConfig, on_sample: Callable[[Sample], None] | None = None) -> S
         return result
     finally:
         stop.set()
+        if feeder is not None:
+            feeder.join(5)  # lets the feeder close its producer
         _stop(proc)
         if broker is not None:
             broker.stop()
