@@ -248,7 +248,25 @@ class VerifiedHighwaterThread(_aiokafka.AIOKafkaConsumerThread):
         return await verified_end_offsets(consumer, list(partitions), make_probe)
 
 
+class BatchProducer(_aiokafka.Producer):
+    """Faust's producer with room in its buffer for a whole batch's table writes.
+
+    Table writes reach Kafka through Faust's `ProducerBuffer`; above `max_messages`
+    pending (100, sized for one table write per event) the conductor holds the next
+    message back until the buffer drains, and logs "producer buffer full" each time. A
+    batch writes every key it changed at once (hundreds of changelog records), so every
+    batch tripped it: a warning a few times a second and a pause per batch.
+    """
+
+    buffer_messages: ClassVar[int] = 5_000
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.buffer.max_messages = self.buffer_messages
+
+
 class Transport(_aiokafka.Transport):
     """Faust's aiokafka transport with the batching consumer."""
 
     Consumer: ClassVar[type[ConsumerT]] = BatchingConsumer
+    Producer: ClassVar[type[Any]] = BatchProducer
