@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from streams.broker import EmbeddedBroker
+
+# CI (`.ci/run`) sets HYPOTHESIS_PROFILE=ci: the same examples on every run, so that a
+# property that a rare input breaks fails here, where someone explores, rather than at
+# random in CI. Locally the examples are random and failures are kept in .hypothesis/.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 @pytest.fixture(scope="session")
