@@ -44,6 +44,7 @@ from schemas.decode import Rejection, dead_letter_value, decode
 from schemas.events import Event, NormOrderIssued
 from schemas.topics import INPUT_TOPICS
 from streams.fastpath import RecordBatch
+from streams.generations import registry_topic
 from streams.memory import trim
 from streams.metrics import BatchObservations, Metrics
 from streams.settings import Settings
@@ -283,6 +284,8 @@ class KpiWorker:
         if s.alerts:
             app.timer(0.5)(self._fire_alerts)
         self.restart_generation: int | None = None
+        self.registry_name = registry_topic(s)
+        self._registry_active: int | None = None  # the registry's `active` record
         if s.follow_active:
             app.timer(2.0)(self._follow_active)
         register_web(self)
@@ -551,6 +554,12 @@ class KpiWorker:
 
         s = self.settings
         names = [s.topic(t) for t in GLOBAL_INPUTS]
+        if s.follow_active:
+            # The generation registry is followed here too (a compacted topic of a few
+            # records): `_follow_active` then reads memory. It used to build a Kafka admin
+            # client and a consumer every 2 s, which cost the live worker CPU and GIL time
+            # and churned its heap.
+            names.append(self.registry_name)
         backoff = 0.5
         while True:
             consumer = AIOKafkaConsumer(
@@ -564,6 +573,11 @@ class KpiWorker:
                                      if s.sasl_password else None),
             )
             try:
+                if s.follow_active:
+                    from streams.generations import ensure_registry
+
+                    # Created up front, so that a registry appearing later is never missed.
+                    await asyncio.get_running_loop().run_in_executor(None, ensure_registry, s)
                 await consumer.start()
                 self._global_consumer = consumer
                 tps = []
@@ -669,6 +683,10 @@ class KpiWorker:
             self.metrics.consumer_lag.labels(topic).set(value)
 
     def _apply_global(self, full_topic: str, key: bytes | None, value: bytes | None) -> None:
+        if full_topic == self.registry_name:
+            if key == b"active":  # see streams.generations.write
+                self._registry_active = int(orjson.loads(value)["generation"]) if value else None
+            return
         topic = self._topic_name(full_topic)
         result = decode(topic, key, value)
         if isinstance(result, Rejection):
@@ -679,18 +697,12 @@ class KpiWorker:
             self.roster.apply(result)
 
     async def _follow_active(self) -> None:
-        """Restart on the new generation when the registry's `active` record changes."""
-        from streams.generations import read_registry
-
-        if self.restart_generation is not None:
+        """Restart on the new generation when the registry's `active` record changes
+        (followed by `_load_global_state`)."""
+        if self.restart_generation is not None or not self.loaded.is_set():
             return
-        try:
-            reg = await asyncio.get_running_loop().run_in_executor(
-                None, read_registry, self.settings, 2.0)
-        except Exception as exc:  # the broker may be away: health already says so
-            log.debug("registry unreadable: %s", exc)
-            return
-        active = reg.active_generation
+        # As Registry.active_generation: generation 1 until one is activated.
+        active = self._registry_active if self._registry_active is not None else 1
         if active != self.settings.generation:
             log.warning("generation %d is now active (this worker serves %d): restarting",
                         active, self.settings.generation)
