@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
 
-from processors.calendar import OrderCatalogue, epoch_us
+from processors.calendar import OrderCatalogue, epoch_us, timedelta_us
 
 _ONE_DAY = timedelta(days=1)
 _US = Decimal("0.000001")
@@ -14,8 +14,7 @@ _US = Decimal("0.000001")
 
 def _seconds(td: timedelta) -> Decimal:
     """Exact seconds of a timedelta (integer microseconds, no float)."""
-    us = (td.days * 86400 + td.seconds) * 1_000_000 + td.microseconds
-    return Decimal(us) * _US
+    return Decimal(timedelta_us(td)) * _US
 
 
 def _ceil_us(seconds: Decimal) -> int:
@@ -25,7 +24,7 @@ def _ceil_us(seconds: Decimal) -> int:
 
 def _micros(seconds: Decimal) -> timedelta:
     """A timedelta of at least `seconds` (rounded up to the microsecond: 'reached')."""
-    return timedelta(microseconds=int((seconds / _US).to_integral_value(ROUND_CEILING)))
+    return timedelta(microseconds=_ceil_us(seconds))
 
 
 def wall_seconds(start: datetime, end: datetime) -> Decimal:

@@ -278,7 +278,11 @@ class OrderCatalogue:
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+def timedelta_us(td: timedelta) -> int:
+    """A timedelta in whole microseconds, exactly."""
+    return (td.days * 86400 + td.seconds) * 1_000_000 + td.microseconds
+
+
 def epoch_us(t: datetime) -> int:
     """Microseconds since the epoch of an aware instant, exactly."""
-    td = t - _EPOCH
-    return (td.days * 86400 + td.seconds) * 1_000_000 + td.microseconds
+    return timedelta_us(t - _EPOCH)
