@@ -120,11 +120,20 @@ def _event_counters(ev: Event) -> Counters:
 class EmployeeProjector:
     """Applies ticket facts and employee-keyed events; answers the employee and department API."""
 
-    def __init__(self, kv: Any, cat: OrderCatalogue, roster: Roster, *, live: bool) -> None:
+    def __init__(self, kv: Any, cat: OrderCatalogue, roster: Roster, *, live: bool,
+                 warm_limit: int = 4_096) -> None:
         self.kv = kv
         self.cat = cat
         self.roster = roster
         self.live = live
+        # The decoded days last written (least recently written first), so that the next
+        # event of a busy seat's day does not decode the value written a batch ago, and
+        # the employees whose marker is known written: both describe the store as this
+        # process left it, and are dropped on a rebalance (`forget`). A day is a few KiB
+        # decoded; 4,096 hold today for every seat of a large centre.
+        self._warm: dict[str, DayState] = {}
+        self.warm_limit = warm_limit
+        self._known: set[str] = set()
         # Days changed in the current batch, decoded, written once at `end_batch()`: a
         # day value grows through the day (every call's id), so encoding it on every event
         # cost more than the event. key -> (state, whether its summary changed).
@@ -137,10 +146,18 @@ class EmployeeProjector:
         st = self._days.get(key)
         if st is not None:
             return st
-        raw = self.kv.get(key)
-        st = DayState() if raw is None else DayState.from_bytes(raw)
+        st = self._warm.get(key)
+        if st is None:
+            raw = self.kv.get(key)
+            st = DayState() if raw is None else DayState.from_bytes(raw)
         self._days[key] = st
         return st
+
+    def forget(self) -> None:
+        """Drop what describes the store as this process wrote it (after a rebalance:
+        state may have moved under it)."""
+        self._warm.clear()
+        self._known.clear()
 
     def _save(self, key: str, st: DayState, summary: bool = True) -> None:
         """Mark a loaded day changed; `summary` when its totals or handled tickets moved."""
@@ -151,18 +168,26 @@ class EmployeeProjector:
         side, month objects, snapshots and gauges, reads the small summary instead of
         decoding every source's contribution). The worker calls it before flushing its
         store and committing; nothing is written to `kv` before it."""
+        warm = self._warm
         for key, summary in self._dirty.items():
             st = self._days[key]
             self.kv.put(key, st.to_bytes())
             if summary:
                 self.kv.put(key + SUMMARY_SUFFIX,
                             orjson.dumps([st.total.to_list(), sorted(st.handled())]))
+            warm.pop(key, None)
+            warm[key] = st  # most recently written last
+        while len(warm) > self.warm_limit:
+            del warm[next(iter(warm))]
         self._dirty.clear()
         self._days.clear()
 
     def _mark_known(self, employee_id: str) -> None:
+        if employee_id in self._known:
+            return
         if self.kv.get(employee_id) is None:
             self.kv.put(employee_id, b"1")
+        self._known.add(employee_id)
 
     def apply_fact(self, employee_id: str, raw: bytes | dict[str, Any]) -> list[date]:
         """Apply a ticket's replacement contributions (a fact, encoded or already read from

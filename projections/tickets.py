@@ -54,12 +54,22 @@ class TicketState:
     alerts_sent: list[str] = field(default_factory=list)
     # what our last merge notice told the survivor: [into_ticket_id, clock start iso|None]
     notice: list[Any] | None = None
+    # `entries` as stored: a ticket is rewritten on every event, and re-encoding its whole
+    # history each time cost more than the fold step (entries are immutable, appended
+    # only through `add`)
+    encoded: list[list[Any]] = field(default_factory=list)
+
+    def add(self, entry: Entry) -> None:
+        self.entries.append(entry)
+        self.encoded.append(entry.to_list())
 
     def to_bytes(self) -> bytes:
+        if len(self.encoded) != len(self.entries):
+            self.encoded = [e.to_list() for e in self.entries]
         return orjson.dumps(
             {
                 "v": self.version,
-                "h": [e.to_list() for e in self.entries],
+                "h": self.encoded,
                 "m": {k: t.isoformat() for k, t in self.merge_ins.items()},
                 "p": self.published,
                 "o": self.outcomes_counted,
@@ -74,6 +84,7 @@ class TicketState:
         return cls(
             version=d["v"],
             entries=[Entry.from_list(x) for x in d["h"]],
+            encoded=d["h"],
             merge_ins={k: datetime.fromisoformat(t) for k, t in d["m"].items()},
             published=d["p"],
             outcomes_counted=d["o"],
@@ -120,6 +131,11 @@ class TicketProjector:
         # as another worker left it.
         self._cursors: dict[str, Folder] = {}
         self.cursor_limit = cursor_limit
+        # The decoded states of the same recently written tickets, so that the next event
+        # of a ticket does not decode what this process encoded a batch ago. Each is
+        # exactly what `end_batch` last wrote (or what a batch is changing now: a failed
+        # batch stops the process), and it is dropped with the cursors on a rebalance.
+        self._warm: dict[str, TicketState] = {}
 
     def load(self, ticket_id: str) -> TicketState | None:
         if ticket_id in self._states:
@@ -132,6 +148,9 @@ class TicketProjector:
         return self._states[ticket_id] if ticket_id in self._states else self._decode(ticket_id)
 
     def _decode(self, ticket_id: str) -> TicketState | None:
+        st = self._warm.get(ticket_id)
+        if st is not None:
+            return st
         raw = scoped(self.kv, ticket_id).get(ticket_id)
         return TicketState.from_bytes(raw) if raw is not None else None
 
@@ -140,8 +159,19 @@ class TicketProjector:
         self._changed.add(ticket_id)
 
     def forget_cursors(self) -> None:
-        """Drop every fold cursor (after a rebalance: state may have moved under them)."""
+        """Drop every fold cursor and warm state (after a rebalance: state may have moved
+        under them)."""
         self._cursors.clear()
+        self._warm.clear()
+
+    def _keep_warm(self, ticket_id: str, st: TicketState | None) -> None:
+        warm = self._warm
+        warm.pop(ticket_id, None)
+        if st is None:
+            return
+        warm[ticket_id] = st  # most recently written last
+        if len(warm) > self.cursor_limit:
+            del warm[next(iter(warm))]
 
     def end_batch(self) -> None:
         """Write every ticket changed since the last call, once. The worker calls it before
@@ -152,6 +182,7 @@ class TicketProjector:
                 self.kv.delete(ticket_id)
             else:
                 self.kv.put(ticket_id, st.to_bytes())
+            self._keep_warm(ticket_id, st)
         self._changed.clear()
         self._states.clear()
 
@@ -178,7 +209,7 @@ class TicketProjector:
             out = self._republish(ticket_id, st)
             out.duplicate = True
             return out
-        st.entries.append(entry)
+        st.add(entry)
         return self._commit(ticket_id, st, entry)
 
     def reconcile(self, ticket_ids: Iterable[str],
@@ -208,6 +239,7 @@ class TicketProjector:
             out = self._commit(ticket_id, st)
             if not cached:
                 self.kv.put(ticket_id, st.to_bytes())
+                self._keep_warm(ticket_id, st)
                 self._changed.discard(ticket_id)
                 del self._states[ticket_id]
             yield out

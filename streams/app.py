@@ -266,11 +266,12 @@ class KpiWorker:
         self.employee_reader = EmployeeProjector(TableKV(self.employees_table, s.partitions),
                                                  self.cat,
                                                  self.roster, live=self.live)
-        # Fold cursors describe tickets as this process last wrote them: after any
-        # rebalance a table partition may come back from its changelog as another worker
-        # left it, so they are dropped (the next event of each ticket re-folds once).
-        app.on_partitions_revoked.connect(self._forget_cursors)
-        app.on_partitions_assigned.connect(self._forget_cursors)
+        # Fold cursors and warm states describe tickets and days as this process last
+        # wrote them: after any rebalance a table partition may come back from its
+        # changelog as another worker left it, so they are dropped (the next event of
+        # each ticket re-folds once, each day is read from the store again).
+        app.on_partitions_revoked.connect(self._forget_warm)
+        app.on_partitions_assigned.connect(self._forget_warm)
         app.agent(self.ticket_topics, name="tickets")(self._ticket_agent)
         app.agent(self.employee_topics, name="employees")(self._employee_agent)
         app.agent(self.orders_topic, name="norm-orders")(self._orders_agent)
@@ -650,9 +651,10 @@ class KpiWorker:
         for kind, used in budget_usage().items():
             self.metrics.rocksdb_memory.labels(kind).set(used)
 
-    async def _forget_cursors(self, sender: Any, /, *args: Any, signal: Any = None,
+    async def _forget_warm(self, sender: Any, /, *args: Any, signal: Any = None,
                               **kwargs: Any) -> None:
         self.ticket_proj.forget_cursors()
+        self.employee_proj.forget()
 
     async def _trim_heap(self) -> None:
         trim()
