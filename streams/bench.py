@@ -75,6 +75,9 @@ class BenchError(RuntimeError):
     """A phase failed or ran out of time; the message says which and where the logs are."""
 
 
+PHASES = ("pure-fold", "plain", "pass-through", "naive", "ours", "replay")
+
+
 @dataclass
 class BenchConfig:
     events: int = 500_000
@@ -85,6 +88,11 @@ class BenchConfig:
     live_seconds: float = 10.0
     replay: bool = True
     seed: int = 1
+    # Seats of the simulated centre (None: as many as a month of `events` needs); more
+    # seats spread the same events over more employees and more, shorter-lived tickets.
+    employees: int | None = None
+    # Which measurements to run (PHASES; the preload always runs)
+    phases: frozenset[str] = frozenset(PHASES)
     work_dir: Path | None = None
     keep: bool = False
     interactive: bool = field(default_factory=lambda: sys.stderr.isatty())
@@ -270,12 +278,16 @@ def _caught_up(committed: Offsets, ends: Offsets) -> bool:
 # -- 1. preload -------------------------------------------------------------------------------
 
 
-def make_feed(n: int, seed: int, meter: Meter | None = None) -> tuple[list[Record], int]:
-    """The first n events (time order) of a month of history; returns (records, employees)."""
+def make_feed(n: int, seed: int, meter: Meter | None = None,
+              employees: int | None = None) -> tuple[list[Record], int]:
+    """The first n events (time order) of a month of history; returns (records, employees).
+    With `employees` the centre has that many seats, else as many as n events need."""
     from streams import simulate as sim
 
-    employees = max(1, math.ceil(n / EVENTS_PER_EMPLOYEE_MONTH))
-    for _ in range(8):
+    fixed = employees is not None
+    if employees is None:
+        employees = max(1, math.ceil(n / EVENTS_PER_EMPLOYEE_MONTH))
+    for _ in range(1 if fixed else 8):
         out: list[Record] = []
         for ev in sim.historical(employees=employees, start=HISTORY_START, days=HISTORY_DAYS,
                                  seed=seed):
@@ -286,6 +298,9 @@ def make_feed(n: int, seed: int, meter: Meter | None = None) -> tuple[list[Recor
                 if meter is not None:
                     meter.update(n)
                 return out, employees
+        if fixed:
+            raise BenchError(f"a month of {employees:,} seat(s) is {len(out):,} events, "
+                             f"fewer than --events {n:,}: add seats or ask for fewer events")
         employees = math.ceil(employees * n / max(len(out), 1) * 1.1) + 1
     raise BenchError(f"the simulator could not produce {n} events")
 
@@ -315,7 +330,7 @@ def preload(run: _Run) -> dict[str, Any]:
 
     cfg = run.cfg
     with Meter("generating events", cfg.events, cfg.interactive) as m:
-        records, run.employees = make_feed(cfg.events, cfg.seed, m)
+        records, run.employees = make_feed(cfg.events, cfg.seed, m, cfg.employees)
     run.records = records
     create_topics(run.settings())
     t0 = time.time()
@@ -328,7 +343,8 @@ def preload(run: _Run) -> dict[str, Any]:
         raise BenchError(f"preload: the broker holds {stored} input records, expected "
                          f"{cfg.events}")
     by_topic = Counter(topic for topic, _, _ in records)
-    return {"events": cfg.events, "seconds": round(seconds, 3),
+    tickets = len({key for topic, key, _ in records if topic == "tickets"})
+    return {"events": cfg.events, "tickets": tickets, "seconds": round(seconds, 3),
             "events_per_s": round(cfg.events / seconds, 1), "by_topic": dict(by_topic),
             "employees": run.employees, "history": f"{HISTORY_START.isoformat()} + "
             f"{HISTORY_DAYS} days, first {cfg.events} events in time order"}
@@ -870,12 +886,16 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
         _say(f"kpi bench: {cfg.events:,} events, {cfg.partitions} partitions per topic, "
              f"broker {results['broker']}, work dir {work}")
         results["preload"] = preload(r)
-        results["pure_fold"] = pure_fold(r)
-        results["plain_consumer"] = plain_consumer(r)
-        results["faust_pass_through"] = faust_baseline(r, "pass-through")
-        results["faust_naive"] = faust_baseline(r, "naive")
-        results["ours"] = ours(r)
-        results["replay"] = replay_phase(r) if cfg.replay else None
+        want = cfg.phases if cfg.replay else cfg.phases - {"replay"}
+        results["phases"] = [p for p in PHASES if p in want]
+        results["pure_fold"] = pure_fold(r) if "pure-fold" in want else None
+        results["plain_consumer"] = plain_consumer(r) if "plain" in want else None
+        results["faust_pass_through"] = (faust_baseline(r, "pass-through")
+                                         if "pass-through" in want else None)
+        results["faust_naive"] = faust_baseline(r, "naive") if "naive" in want else None
+        results["ours"] = ours(r) if "ours" in want else None
+        r.records = []  # the replay reads the broker; a large preload held GiBs here
+        results["replay"] = replay_phase(r) if "replay" in want else None
         o = results["ours"]
         results["ratios"] = {
             "ours_over_naive": _ratio(o, results["faust_naive"]),
@@ -893,6 +913,23 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
             shutil.rmtree(work, ignore_errors=True)
         elif not ok:
             _say(f"kpi bench: logs kept in {work}")
+
+
+def _render_ours(console: Any, o: dict[str, Any]) -> None:
+    live = o["live"]
+
+    def ms(x: float | None) -> str:
+        return "n/a" if x is None else f"{x * 1000:,.0f} ms"
+
+    console.print(f"ours: accepted {o['accepted']:,} + duplicates {o['duplicates']:,} + dead "
+                  f"letters {o['dead_letters']:,}; all counted after {o['counted_after_s']}s, "
+                  f"offsets committed and internal topics drained after {o['seconds']}s")
+    console.print(f"event lag ({live['metric']}), live feed at {live['rate']:g}/s, "
+                  f"{live['events']:,} events: p50 {ms(live['p50_s'])}, p99 {ms(live['p99_s'])}"
+                  f" (a plain consumer with Faust's fetch settings, same events: p50 "
+                  f"{ms(live['pipe_p50_s'])}, p99 {ms(live['pipe_p99_s'])}); age of the "
+                  f"preloaded records when processed: p50 {ms(o['lag_backlog_p50_s'])}, "
+                  f"p99 {ms(o['lag_backlog_p99_s'])}")
 
 
 def render(results: dict[str, Any]) -> None:
@@ -928,21 +965,11 @@ def render(results: dict[str, Any]) -> None:
                   mib(d.get("peak_rss_bytes")), cpu(d))
     console = Console(width=max(Console().width, 110))
     console.print(t)
+    pre = results["preload"]
+    console.print(f"state: {pre['employees']:,} employees, {pre['tickets']:,} tickets")
     o = results["ours"]
-    live = o["live"]
-
-    def ms(x: float | None) -> str:
-        return "n/a" if x is None else f"{x * 1000:,.0f} ms"
-
-    console.print(f"ours: accepted {o['accepted']:,} + duplicates {o['duplicates']:,} + dead "
-                  f"letters {o['dead_letters']:,}; all counted after {o['counted_after_s']}s, "
-                  f"offsets committed and internal topics drained after {o['seconds']}s")
-    console.print(f"event lag ({live['metric']}), live feed at {live['rate']:g}/s, "
-                  f"{live['events']:,} events: p50 {ms(live['p50_s'])}, p99 {ms(live['p99_s'])}"
-                  f" (a plain consumer with Faust's fetch settings, same events: p50 "
-                  f"{ms(live['pipe_p50_s'])}, p99 {ms(live['pipe_p99_s'])}); age of the "
-                  f"preloaded records when processed: p50 {ms(o['lag_backlog_p50_s'])}, "
-                  f"p99 {ms(o['lag_backlog_p99_s'])}")
+    if o:
+        _render_ours(console, o)
     ratios = results["ratios"]
 
     def x(v: float | None) -> str:

@@ -517,16 +517,33 @@ def dev(ctx: click.Context, employees: int, rate: float, port: int, web_port: in
 @click.option("--work-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Parent of the run's state and logs (default: the system temp dir).")
 @click.option("--keep", is_flag=True, help="Keep the run's state and logs.")
+@click.option("--employees", "bench_employees", type=click.IntRange(1, 1_000_000),
+              help="Seats of the simulated centre (default: as many as a month of --events "
+                   "needs); e.g. 10000 with --events 10500000 holds ~1M tickets.")
+@click.option("--only", "only", metavar="PHASES",
+              help="Comma-separated phases to run (default: all): pure-fold, plain, "
+                   "pass-through, naive, ours, replay.")
 def bench(events: int, bench_brokers: str | None, partitions: int, timeout: int,
           live_rate: float, live_seconds: float, no_replay: bool, json_path: Path | None,
-          work_dir: Path | None, keep: bool) -> None:
+          work_dir: Path | None, keep: bool, bench_employees: int | None,
+          only: str | None) -> None:
     """Measure our worker against a plain consumer and Faust baselines (docs/performance.md)."""
-    from streams.bench import BenchConfig, BenchError
+    from streams.bench import PHASES, BenchConfig, BenchError
     from streams.bench import main as run_bench
 
+    phases = frozenset(PHASES)
+    if only is not None:
+        phases = frozenset(p.strip() for p in only.split(",") if p.strip())
+        unknown = sorted(phases - set(PHASES))
+        if unknown or not phases:
+            _fail(f"--only: unknown phase {', '.join(unknown) or '(none given)'}; "
+                  f"choose from {', '.join(PHASES)}")
+        if "replay" in phases and "ours" not in phases:
+            _fail("--only: replay compares against our worker's state; add ours")
     cfg = BenchConfig(events=events, brokers=bench_brokers, partitions=partitions,
                       timeout=float(timeout), live_rate=live_rate, live_seconds=live_seconds,
-                      replay=not no_replay, work_dir=work_dir, keep=keep)
+                      replay=not no_replay, work_dir=work_dir, keep=keep,
+                      employees=bench_employees, phases=phases)
     try:
         run_bench(cfg, json_path)
     except BenchError as exc:

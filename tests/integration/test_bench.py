@@ -48,6 +48,8 @@ def test_bench_figures_and_counts(broker: EmbeddedBroker, tmp_path: Path) -> Non
     assert pre["events"] == N == sum(pre["by_topic"].values())
     assert {"tickets", "calls", "norm-orders", "roster"} <= set(pre["by_topic"])
     assert pre["employees"] >= 1
+    assert 1 <= pre["tickets"] <= pre["by_topic"]["tickets"]
+    assert r["phases"] == ["pure-fold", "plain", "pass-through", "naive", "ours", "replay"]
 
     for phase in ("preload", "pure_fold", "plain_consumer", "faust_pass_through",
                   "faust_naive", "ours"):
@@ -88,3 +90,27 @@ def test_bench_figures_and_counts(broker: EmbeddedBroker, tmp_path: Path) -> Non
         _number(ratios, key)
     assert ratios["ours_over_naive"] == pytest.approx(
         ours["events_per_s"] / r["faust_naive"]["events_per_s"], rel=1e-2)
+
+
+def test_bench_runs_only_the_phases_asked_for_a_centre_of_the_size_asked(
+        broker: EmbeddedBroker, tmp_path: Path) -> None:
+    """The state-size run of the Performance section (`--employees 10000 --only ours`), in
+    small: only our worker is measured, over as many seats as asked."""
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "bench", "--brokers", broker.bootstrap,
+         "--events", "1500", "--employees", "40", "--only", "ours", "--partitions", "2",
+         "--live-rate", "20", "--live-seconds", "1", "--timeout", "300",
+         "--work-dir", str(tmp_path), "--json", str(out)],
+        capture_output=True, text=True, timeout=840)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "kpi worker" in proc.stdout and "Faust naive agent" not in proc.stdout
+    r = json.loads(out.read_text())
+    assert r["phases"] == ["ours"]
+    assert r["preload"]["employees"] == 40
+    for phase in ("pure_fold", "plain_consumer", "faust_pass_through", "faust_naive",
+                  "replay"):
+        assert r[phase] is None, phase
+    assert r["ours"]["accepted"] + r["ours"]["duplicates"] == 1500
+    _number(r["ours"], "peak_rss_bytes")
+    assert r["ratios"]["ours_over_naive"] is None
