@@ -324,10 +324,14 @@ class TicketProjector:
         if self.timers is None:
             return
         if v.is_open and v.thresholds:
-            self.timers.put(ticket_id, orjson.dumps({
+            value = orjson.dumps({
                 "p": v.priority,
                 "th": sorted([t.moment.isoformat(), t.target, t.kind] for t in v.thresholds),
-            }))
+            })
+            # Most events move no threshold (a decision, a note): a read is much cheaper
+            # than a table write, which is also a changelog record.
+            if self.timers.get(ticket_id) != value:
+                self.timers.put(ticket_id, value)
         elif self.timers.get(ticket_id) is not None:
             self.timers.delete(ticket_id)
 
