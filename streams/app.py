@@ -29,7 +29,7 @@ import orjson
 from faust.types import TP
 from kafka.partitioner.default import murmur2
 
-from processors.calendar import NormOrder, OrderCatalogue, with_cutoff
+from processors.calendar import NormOrder, OrderCatalogue, epoch_us, with_cutoff
 from projections.employees import EmployeeProjector, Period, parse_period
 from projections.roster import Roster
 from projections.store import BatchKV
@@ -40,6 +40,7 @@ from projections.tickets import (
     fact_bundle,
     read_facts,
 )
+from projections.timers import IndexedKV, TimerIndex
 from schemas.decode import Rejection, dead_letter_value, decode
 from schemas.events import Event, NormOrderIssued
 from schemas.topics import INPUT_TOPICS
@@ -249,7 +250,10 @@ class KpiWorker:
         self.timers_table = app.Table("alert-timers", options=self._rocksdb_options(),
                                       **table_opts)
         self.ticket_kv = BatchKV(TableKV(self.tickets_table))
-        self.timers_kv = BatchKV(TableKV(self.timers_table))
+        # The alert timer scans this parsed mirror of the table, kept current by the
+        # projector's writes and rebuilt after a rebalance (projections/timers.py).
+        self.timer_index = TimerIndex()
+        self.timers_kv = BatchKV(IndexedKV(TableKV(self.timers_table), self.timer_index))
         self.employee_kv = BatchKV(TableKV(self.employees_table))
         self.ticket_proj = TicketProjector(self.ticket_kv, self.cat, live=self.live,
                                            alerts=s.alerts, timers=self.timers_kv)
@@ -655,6 +659,7 @@ class KpiWorker:
                               **kwargs: Any) -> None:
         self.ticket_proj.forget_cursors()
         self.employee_proj.forget()
+        self.timer_index.invalidate()
 
     async def _trim_heap(self) -> None:
         trim()
@@ -723,19 +728,21 @@ class KpiWorker:
         """Publish every SLA threshold reached by an open ticket this worker owns."""
         if not self.loaded.is_set() or self.app.rebalancing:
             return
+        index = self.timer_index
+        if index.stale:
+            # Faust iterates a table over the partitions this worker actively owns only.
+            index.rebuild((k if isinstance(k, str) else bytes(k).decode(), _as_bytes(v))
+                          for k, v in list(self.timers_table.items()))
         now = self.clock()
+        now_us = epoch_us(now)
         breached: dict[str, int] = dict.fromkeys(("P1", "P2", "P3", "P4"), 0)
         due: list[tuple[str, list[str]]] = []
-        present: set[str] = set()
-        # Faust iterates a table over the partitions this worker actively owns only.
-        for key, raw in list(self.timers_table.items()):
-            ticket_id = key if isinstance(key, str) else bytes(key).decode()
-            present.add(ticket_id)
-            entry = orjson.loads(_as_bytes(raw))
-            reached = [f"{target}:{kind}" for m, target, kind in entry["th"]
-                       if datetime.fromisoformat(m) <= now]
+        for ticket_id, timer in index.items():
+            reached = timer.reached(now_us)
+            if not reached:
+                continue
             if any(r.endswith(":breached") for r in reached):
-                breached[entry["p"]] = breached.get(entry["p"], 0) + 1
+                breached[timer.priority] = breached.get(timer.priority, 0) + 1
             handled = self._alerted.get(ticket_id, ())
             if any(r not in handled for r in reached):
                 due.append((ticket_id, reached))
@@ -743,7 +750,7 @@ class KpiWorker:
             self.metrics.sla_open_breached.labels(priority).set(n)
         # What this process has handled is only kept for tickets still timed: bounded by
         # the open tickets, not by history.
-        for ticket_id in [t for t in self._alerted if t not in present]:
+        for ticket_id in [t for t in self._alerted if t not in index]:
             del self._alerted[ticket_id]
         for ticket_id, reached in due:
             handled = self._alerted.setdefault(ticket_id, set())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -73,6 +74,64 @@ def test_short_target_warns_then_breaches_and_resolved_one_stays_quiet(
         ticket = w.get("/tickets/t-open").body
         assert ticket["sla"]["first_response"]["state"] == "breached"
         assert w.get("/tickets/t-done").body["sla"]["resolution"]["state"] == "met"
+        assert metric(w.get("/metrics").body, "kpi_sla_open_breached_tickets",
+                      priority="P1") == 1.0
+    finally:
+        w.stop()
+
+
+# 30 s first response, 60 s resolution: a worker can be stopped before the first threshold.
+SLOWER = {"P1": {"first_response_minutes": 0.5, "resolution_minutes": 1.0,
+                 "business_hours": False}}
+
+
+def test_thresholds_reached_while_the_worker_was_down_alert_after_its_restart(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    """The alert timer scans an in-memory index of the timer table: after a restart it
+    is rebuilt from the recovered table, so thresholds passed while no worker ran still
+    alert (first response), and later ones alert on time (resolution)."""
+    prefix = unique_prefix()
+    create_topics(settings_for(broker, prefix))
+    now = datetime.now(UTC)
+    produce(broker, prefix, [f.order((now - timedelta(days=1)).isoformat(),
+                                     effective_from=(now - timedelta(days=2)).date().isoformat(),
+                                     sla_targets=SLOWER)])
+    state = tmp_path / "state"
+    w = WorkerProc(broker, prefix, state, log_path=tmp_path / "worker-1.log").start()
+    opened_at = datetime.now(UTC)
+    try:
+        produce(broker, prefix, [f.opened("t-down", opened_at.isoformat(), "e-1",
+                                          priority="P1")])
+        wait_for(lambda: w.get("/tickets/t-down").status == 200, timeout=60,
+                 what="t-down folded")
+    finally:
+        w.stop()
+    first_response_breach = opened_at + timedelta(seconds=30)
+    while datetime.now(UTC) < first_response_breach + timedelta(seconds=1):
+        time.sleep(0.5)
+    w = WorkerProc(broker, prefix, state, log_path=tmp_path / "worker-2.log").start()
+    try:
+        consumer = KafkaConsumer(prefix + "sla-alerts", bootstrap_servers=broker.bootstrap,
+                                 auto_offset_reset="earliest", consumer_timeout_ms=1000)
+        alerts: dict[str, dict] = {}  # by event_id: a redelivered alert is the same alert
+
+        def all_four() -> bool:
+            for msg in consumer:
+                a = json.loads(msg.value)
+                alerts[a["event_id"]] = a
+            return len(alerts) >= 4
+
+        wait_for(all_four, timeout=120, what="4 alerts for t-down")
+        consumer.close()
+        kinds = sorted((a["target"], a["type"]) for a in alerts.values())
+        assert kinds == [("first_response", "sla.breached"), ("first_response", "sla.warning"),
+                         ("resolution", "sla.breached"), ("resolution", "sla.warning")]
+        for a in alerts.values():
+            moment = datetime.fromisoformat(a["occurred_at"])
+            target_s = {"first_response": 30, "resolution": 60}[a["target"]]
+            frac = 0.75 if a["type"] == "sla.warning" else 1.0
+            assert abs((moment - opened_at).total_seconds() - target_s * frac) < 0.01
         assert metric(w.get("/metrics").body, "kpi_sla_open_breached_tickets",
                       priority="P1") == 1.0
     finally:
