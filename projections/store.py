@@ -24,6 +24,25 @@ class KV(Protocol):
     def delete(self, key: str) -> None: ...
 
 
+def prefix_scan(kv: KV, prefix: str) -> Iterator[tuple[str, bytes]] | None:
+    """Every (key, value) whose key starts with `prefix`, in key order, when the store can
+    read a key range in one pass (RocksDB: one seek); None when it can only `get`."""
+    scan = getattr(kv, "prefix_items", None)
+    return None if scan is None else scan(prefix)
+
+
+def rocks_prefix_items(db: Rdict, prefix: str) -> Iterator[tuple[str, bytes]]:
+    start = prefix.encode()
+    it = db.iter()
+    it.seek(start)
+    while it.valid():
+        key = it.key()
+        if not key.startswith(start):
+            break
+        yield key.decode(), bytes(it.value())
+        it.next()
+
+
 def scoped(kv: KV, owner: str) -> KV:
     """The store as seen for keys stored under `owner` (a ticket, an employee): a store
     that can read them from the owner's partition alone offers `scoped(owner)`."""
@@ -48,6 +67,11 @@ class MemoryKV:
 
     def keys(self) -> Iterator[str]:
         return iter(sorted(self._d))
+
+    def prefix_items(self, prefix: str) -> Iterator[tuple[str, bytes]]:
+        # A scan of every key: the memory store serves tests and the pure fold, not reads
+        # at scale.
+        return iter([(k, self._d[k]) for k in sorted(self._d) if k.startswith(prefix)])
 
     def __len__(self) -> int:
         return len(self._d)
@@ -78,6 +102,9 @@ class RocksKV:
 
     def delete(self, key: str) -> None:
         self._db.delete(key.encode())
+
+    def prefix_items(self, prefix: str) -> Iterator[tuple[str, bytes]]:
+        return rocks_prefix_items(self._db, prefix)
 
     def keys(self) -> Iterator[str]:
         for k in self._db.keys():

@@ -20,7 +20,7 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, date, datetime
 from typing import Any, cast
 
@@ -32,7 +32,7 @@ from kafka.partitioner.default import murmur2
 from processors.calendar import NormOrder, OrderCatalogue, epoch_us, with_cutoff
 from projections.employees import EmployeeProjector, Period, parse_period
 from projections.roster import Roster
-from projections.store import BatchKV
+from projections.store import BatchKV, rocks_prefix_items
 from projections.tickets import (
     TicketOutput,
     TicketProjector,
@@ -104,6 +104,9 @@ class PartitionReader:
 
     def get(self, key: str) -> bytes | None:
         return _as_bytes(self.db.get(key.encode()))
+
+    def prefix_items(self, prefix: str) -> Iterator[tuple[str, bytes]]:
+        return rocks_prefix_items(self.db, prefix)
 
     def put(self, key: str, value: bytes) -> None:
         raise TypeError("a partition reader is read-only")

@@ -1,0 +1,94 @@
+"""The KV contract every store behind the projectors keeps (memory, rocksdict on tmp_path,
+a Faust partition's RocksDB through `PartitionReader`), and the month read that uses its
+one-pass range read."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rocksdict import Options, Rdict
+
+from projections.employees import EmployeeProjector, parse_period
+from projections.pipeline import Pipeline
+from projections.store import KV, BatchKV, MemoryKV, RocksKV, prefix_scan
+from streams.app import PartitionReader
+from tests import factory as f
+
+
+@pytest.fixture(params=["memory", "rocksdict", "batch-over-rocksdict"])
+def kv(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    if request.param == "memory":
+        yield MemoryKV()
+        return
+    store = RocksKV(tmp_path / "db")
+    yield store if request.param == "rocksdict" else BatchKV(store)
+    store.close()
+
+
+def test_get_put_delete(kv: Any) -> None:
+    assert kv.get("a") is None
+    kv.put("a", b"1")
+    kv.put("a|b", b"\x00\xff")
+    assert kv.get("a") == b"1" and kv.get("a|b") == b"\x00\xff"
+    kv.put("a", b"2")
+    kv.delete("a")
+    kv.delete("never-there")
+    assert kv.get("a") is None and kv.get("a|b") == b"\x00\xff"
+
+
+def test_a_prefix_scan_reads_exactly_the_keys_of_the_prefix_in_order(tmp_path: Path) -> None:
+    keys = ["e|2026-10-31", "e|2026-11-01", "e|2026-11-01|sum", "e|2026-11-02",
+            "e|2026-12-01", "e", "e|2026-11", "f|2026-11-01", "e|2026-11-\xe9"]
+    raw = Rdict(str(tmp_path / "raw"), options=Options(raw_mode=True))
+    stores: list[KV] = [MemoryKV(), RocksKV(tmp_path / "kv")]
+    for k in keys:
+        raw.put(k.encode(), k.encode())
+        for s in stores:
+            s.put(k, k.encode())
+    stores.append(PartitionReader(raw))
+    for s in stores:
+        found = prefix_scan(s, "e|2026-11-")
+        assert found is not None
+        assert list(found) == [(k, k.encode()) for k in sorted(
+            k for k in keys if k.startswith("e|2026-11-"))], type(s)
+    assert prefix_scan(BatchKV(MemoryKV()), "e|") is None  # the batch cache only gets
+
+
+class PointReads:
+    """A store without range reads: the month is read with two point reads a day."""
+
+    def __init__(self, inner: MemoryKV) -> None:
+        self.inner = inner
+
+    def get(self, key: str) -> bytes | None:
+        return self.inner.get(key)
+
+    def put(self, key: str, value: bytes) -> None:
+        self.inner.put(key, value)
+
+    def delete(self, key: str) -> None:
+        self.inner.delete(key)
+
+
+def test_a_month_read_in_one_pass_equals_the_month_read_day_by_day() -> None:
+    AT = "2026-11-{:02d}T{}:00+03:00"
+    events = [f.order("2026-10-01T00:00:00+03:00")]
+    for day in (2, 3, 17, 30):
+        tid = f"t-{day}"
+        events += [f.opened(tid, AT.format(day, "10:00"), "e|1", priority="P2",
+                            decisions=["reactivation"]),
+                   f.resolved(tid, AT.format(day, "11:00"), "e|1"),
+                   f.opened(f"{tid}-b", AT.format(day, "12:00"), "e|1|2026-11-0",
+                            priority="P2", decisions=["tariff_change"])]
+    p = Pipeline(live=True)
+    p.apply_all(f.model(ev) for ev in events)
+    month = parse_period("2026-11")
+    by_gets = EmployeeProjector(PointReads(p.employees_kv), p.cat, p.roster, live=True)
+    for emp in ("e|1", "e|1|2026-11-0"):
+        scanned = p.employees.employee(emp, month, 1)
+        assert scanned == by_gets.employee(emp, month, 1)
+        assert scanned["tickets_handled"] >= 1
+    assert p.employees.employee("e|1", month, 1)["resolved"] == 4
