@@ -91,6 +91,11 @@ def day_key(employee_id: str, d: date | str) -> str:
 
 
 SUMMARY_SUFFIX = "|sum"
+# An employee's "known" marker is `employee_id + "|"`: no day key ("emp|YYYY-MM-DD") or
+# summary key ("...|sum") ends with "|", so no employee id, however many "|" and dates it
+# holds, can make one employee's marker another's day. Stores written before 2026-11-30
+# hold markers under the bare id; `known` still reads those.
+MARKER_SUFFIX = "|"
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -186,8 +191,9 @@ class EmployeeProjector:
     def _mark_known(self, employee_id: str) -> None:
         if employee_id in self._known:
             return
-        if self.kv.get(employee_id) is None:
-            self.kv.put(employee_id, b"1")
+        marker = employee_id + MARKER_SUFFIX
+        if self.kv.get(marker) is None:
+            self.kv.put(marker, b"1")
         self._known.add(employee_id)
 
     def apply_fact(self, employee_id: str, raw: bytes | dict[str, Any]) -> list[date]:
@@ -241,8 +247,10 @@ class EmployeeProjector:
 
     def known(self, employee_id: str) -> bool:
         """Named by an accepted event (a fact, a call, a rating, a roster entry)."""
+        kv = scoped(self.kv, employee_id)
         return (self.roster.registered(employee_id)
-                or scoped(self.kv, employee_id).get(employee_id) is not None)
+                or kv.get(employee_id + MARKER_SUFFIX) is not None
+                or kv.get(employee_id) is not None)
 
     def totals(self, employee_id: str, period: Period) -> tuple[Counters, int]:
         """Summed counters and distinct handled tickets over the period's days."""

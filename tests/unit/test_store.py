@@ -81,13 +81,13 @@ def test_a_month_read_in_one_pass_equals_the_month_read_day_by_day() -> None:
         events += [f.opened(tid, AT.format(day, "10:00"), "e|1", priority="P2",
                             decisions=["reactivation"]),
                    f.resolved(tid, AT.format(day, "11:00"), "e|1"),
-                   f.opened(f"{tid}-b", AT.format(day, "12:00"), "e|1|2026-11-0",
+                   f.opened(f"{tid}-b", AT.format(day, "12:00"), "e|1|2026-11-03",
                             priority="P2", decisions=["tariff_change"])]
     p = Pipeline(live=True)
     p.apply_all(f.model(ev) for ev in events)
     month = parse_period("2026-11")
     by_gets = EmployeeProjector(PointReads(p.employees_kv), p.cat, p.roster, live=True)
-    for emp in ("e|1", "e|1|2026-11-0"):
+    for emp in ("e|1", "e|1|2026-11-03"):
         scanned = p.employees.employee(emp, month, 1)
         assert scanned == by_gets.employee(emp, month, 1)
         assert scanned["tickets_handled"] >= 1

@@ -360,6 +360,22 @@ def test_employee_ids_may_contain_the_key_separator() -> None:
         assert (day["kpi_minutes"], day["resolved"], day["tickets_handled"]) == (18.5, 1, 1)
 
 
+def test_an_employee_id_ending_in_a_date_is_not_another_employees_day() -> None:
+    """"e" and "e|2026-11-02" are two employees: the second one's marker must not be read
+    as the first one's day, nor the first one's day make the second one known."""
+    evs = [f.opened("t-1", AT.format("10:00"), "e|2026-11-02", priority="P1",
+                    decisions=["reactivation"]),
+           f.opened("t-2", AT.format("10:30"), "e", priority="P1", decisions=["reactivation"]),
+           f.resolved("t-2", AT.format("11:00"), "e")]
+    for order in (evs, evs[::-1]):
+        p = run(order)
+        day = p.employee("e", "2026-11-02")
+        assert day is not None and (day["resolved"], day["tickets_handled"]) == (1, 1)
+        other = p.employee("e|2026-11-02", "2026-11")
+        assert other is not None and other["resolved"] == 0
+        assert p.employee("e|2026-11-03", "2026-11-02") is None
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(), events=ticket_events())
 def test_fold_cursors_equal_a_refold_of_the_history(data: st.DataObject,
