@@ -265,6 +265,7 @@ class Folder:
         "contrib",
         "count",
         "crossed",
+        "due_memo",
         "escalated_any",
         "last_key",
         "latest_escalator",
@@ -273,6 +274,7 @@ class Folder:
         "opened",
         "reopened_any",
         "revision",
+        "runs",
         "seconds",
         "target",
         "v",
@@ -293,6 +295,14 @@ class Folder:
         self.last_key: tuple[datetime, int, str] | None = None
         self.count = 0
         self.target = None
+        # How many times each clock (first response, resolution) has started running, and
+        # the threshold moments computed within its current run: while a clock runs on,
+        # each event moves `since` forward and adds to `elapsed` by exactly the business
+        # time in between, so the moment the clock reaches a limit does not change (it is
+        # recomputed when the clock stops and starts again, and a cursor never outlives a
+        # change of norm orders). (target, kind) -> (run, moment)
+        self.runs = [0, 0]
+        self.due_memo: dict[tuple[str, str], tuple[int, datetime]] = {}
         if opened is not None:
             d = opened.data
             v.opened_at = opened.ts
@@ -385,9 +395,10 @@ class Folder:
         started = v.clock_start is not None and t >= v.clock_start
         fr_run = started and not v.fr.done and not v.closed and not v.resolved
         res_run = started and not v.resolved and not v.closed and v.status != "waiting_customer"
-        for clock, run in ((v.fr, fr_run), (v.res, res_run)):
+        for i, (clock, run) in enumerate(((v.fr, fr_run), (v.res, res_run))):
             if run and not clock.running:
                 clock.since = t
+                self.runs[i] += 1
             clock.running = run
 
     def step(self, e: Entry) -> None:
@@ -468,15 +479,23 @@ class Folder:
         v.contributions = contributions
         crossed = dict(self.crossed)
         if self.alerts and v.is_open:
-            for name, clock in (("first_response", v.fr), ("resolution", v.res)):
+            memo = self.due_memo
+            for run, name, clock in ((self.runs[0], "first_response", v.fr),
+                                     (self.runs[1], "resolution", v.res)):
                 if not clock.running or clock.since is None or clock.target_seconds is None:
                     continue
                 for kind, frac in THRESHOLDS:
                     if (name, kind) in crossed:
                         continue
+                    known = memo.get((name, kind))
+                    if known is not None and known[0] == run:
+                        crossed[(name, kind)] = known[1]
+                        continue
                     limit = clock.target_seconds * frac
                     moment = self.seconds.due(clock.since, limit - clock.elapsed)
                     if moment is not None:
+                        # (not "never": a later start searches a later horizon)
+                        memo[(name, kind)] = (run, moment)
                         crossed[(name, kind)] = moment
         # An absorbed ticket leaves every SLA count: no alerts either.
         v.thresholds = ([] if v.absorbed_into is not None
