@@ -222,6 +222,7 @@ class KpiWorker:
             producer_acks=-1,
             producer_linger=s.producer_linger_ms / 1000,
             producer_max_batch_size=s.producer_batch_kb * 1024,
+            consumer_max_fetch_size=s.fetch_max_kb * 1024,
             stream_wait_empty=False,
             table_standby_replicas=s.standby_replicas,
             logging_config=None,

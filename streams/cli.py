@@ -107,8 +107,15 @@ def worker(ctx: click.Context, web_port: int | None, web_host: str | None,
            loglevel: str | None) -> None:
     """Run one Faust worker (several may run in one group)."""
     from streams.admin import BrokerUnavailable, create_topics, partitions_of
+    from streams.memory import AllocatorError, allocator_env
 
     s = _settings(ctx)
+    try:
+        env = allocator_env(s.allocator, os.environ)
+    except AllocatorError as exc:
+        _fail(str(exc))
+    if env is not None:
+        os.execve(sys.executable, sys.orig_argv, env)  # same PID, same command, on jemalloc
     upd: dict[str, Any] = {}
     if web_port:
         upd["web_port"] = web_port
@@ -150,8 +157,12 @@ def run_worker(s: Settings) -> None:
         except Exception as exc:  # the broker may not be up yet: the worker retries
             click.echo(f"kpi worker: generation registry unreadable ({exc}); "
                        f"serving generation {s.generation}", err=True)
-    from streams.memory import limit_arenas, tune_gc
+    from streams.memory import allocator_in_use, limit_arenas, tune_gc
 
+    allocator = allocator_in_use()
+    click.echo(f"kpi worker: memory allocator {allocator}"
+               + ("" if allocator == "jemalloc" or s.allocator == "system"
+                  else " (install libjemalloc2 for a flat RSS: README, Soak)"), err=True)
     limit_arenas(s.malloc_arenas)  # before Faust, aiokafka and RocksDB start threads
     tune_gc(s.gc_threshold)
     s.data_dir.mkdir(parents=True, exist_ok=True)

@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     rocksdb_memory_mb: int = Field(192, ge=16, le=65536,
                                    description="RocksDB memory budget of the process, MiB")
     # glibc's heap (streams/memory.py): arenas capped, free pages returned on a timer.
+    # auto: the worker re-executes itself on jemalloc when the machine has libjemalloc2
+    # (streams/memory.py says why); system: glibc's malloc, arenas capped and trimmed.
+    allocator: Literal["auto", "jemalloc", "system"] = "auto"
     malloc_arenas: int = Field(2, ge=0, le=64, description="glibc malloc arenas (0: default)")
     malloc_trim_interval: float = Field(30.0, ge=0, description="malloc_trim period, s (0: off)")
     gc_threshold: int = Field(50_000, ge=0, description="gen-0 GC threshold (0: Python's)")
@@ -50,6 +53,11 @@ class Settings(BaseSettings):
                                       description="producer batching delay, ms")
     producer_batch_kb: int = Field(256, ge=16, le=960,
                                    description="producer batch per partition, KiB")
+    # What one fetch brings per partition, so what one batch of the fast path can hold:
+    # a batch writes each changed ticket and day once, so larger batches of a backlog
+    # write (and changelog) less. Live batches are small whatever the limit.
+    fetch_max_kb: int = Field(1024, ge=64, le=65536,
+                              description="consumer fetch per partition, KiB")
     standby_replicas: int = Field(0, ge=0, le=8,
                                   description="warm standby copies of each table partition")
     broker_probe_interval: float = Field(2.0, gt=0, description="broker liveness probe, s")

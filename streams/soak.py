@@ -233,7 +233,11 @@ def run(cfg: SoakConfig, on_sample: Callable[[Sample], None] | None = None) -> S
             if time.monotonic() > deadline:
                 raise SoakError("worker did not serve /metrics within 120 s")
             time.sleep(0.5)
-        _say(f"soak: worker up (pid {proc.pid}), feeding {cfg.rate:g} events/s for "
+        from streams.memory import allocator_in_use
+
+        result.summary["allocator"] = allocator_in_use(f"/proc/{proc.pid}/maps")
+        _say(f"soak: worker up (pid {proc.pid}, {result.summary['allocator']} malloc), "
+             f"feeding {cfg.rate:g} events/s for "
              f"{cfg.minutes:g} min; samples every {cfg.interval:g} s; state {base_dir}")
         sent = [0]
         errors: list[BaseException] = []
@@ -290,7 +294,7 @@ def run(cfg: SoakConfig, on_sample: Callable[[Sample], None] | None = None) -> S
                 csv_file.close()
         stop.set()
         feeder.join(30)
-        result.summary = summarize(result.samples)
+        result.summary = {**result.summary, **summarize(result.samples)}
         return result
     finally:
         stop.set()
@@ -334,7 +338,8 @@ def main(cfg: SoakConfig, json_path: Path | None) -> SoakResult:
     result = run(cfg, on_sample=print_sample)
     s = result.summary
     print(f"soak: {s['duration_s']:.0f} s, {s['sent']:,} sent, {s['processed']:,} processed, "
-          f"{s['events_per_s_mean']:.1f} events/s (steady state)")
+          f"{s['events_per_s_mean']:.1f} events/s (steady state), "
+          f"{s.get('allocator', 'unknown')} malloc")
     print(f"  consumer lag: mean {s['lag_messages_mean']}, max {s['lag_messages_max']:.0f}; "
           f"p99 processing latency max {s['p99_latency_s_max']} s")
     print(f"  RSS: {s['rss_mib_min']}-{s['rss_mib_max']} MiB; first half "

@@ -366,6 +366,8 @@ def test_compose_app_image_and_dockerfile():
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert re.search(r"^FROM python:3\.11-slim\s*$", dockerfile, re.M)
     assert "pip install ." in dockerfile
+    # the worker's allocator (KPI_ALLOCATOR=auto re-executes on it when present)
+    assert re.search(r"apt-get install .*libjemalloc2", dockerfile)
     assert re.search(r'^ENTRYPOINT \["kpi"\]', dockerfile, re.M)
     for path in re.findall(r"^COPY (\S+) ", dockerfile, re.M):
         assert (ROOT / path).exists(), path
