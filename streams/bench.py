@@ -56,6 +56,7 @@ from typing import Any
 
 from schemas.topics import INPUT_TOPICS
 from streams.broker import BrokerError, EmbeddedBroker, free_port
+from streams.memory import allocator_env, allocator_in_use
 from streams.settings import Settings
 
 HISTORY_START = date(2025, 3, 1)
@@ -454,8 +455,11 @@ def faust_baseline(run: _Run, mode: str) -> dict[str, Any]:
            "--app-id", f"{run.prefix}bench-{mode}", "--data-dir", str(run.dir / f"{mode}-data"),
            "--partitions", str(cfg.partitions), "--status", str(status)]
     label = {"naive": "Faust naive agent", "pass-through": "Faust pass-through agent"}[mode]
+    # On the malloc our worker picks (KPI_ALLOCATOR): the same allocator for every process
+    # compared.
+    env = allocator_env(Settings().allocator, os.environ) or dict(os.environ)
     with open(log_path, "ab") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
     cpu = _Cpu(proc.pid, run.broker_pid)
     t_start = time.time()
     try:
@@ -481,11 +485,13 @@ def faust_baseline(run: _Run, mode: str) -> dict[str, Any]:
                                      f"{cfg.timeout:.0f}s (log: {log_path})")
                 time.sleep(0.25)
         rss = _proc_status(proc.pid, "VmHWM")
+        allocator = allocator_in_use(f"/proc/{proc.pid}/maps")
         cpu_used = cpu.end()
     finally:
         _stop(proc)
     first = (float(st["first"]), int(st["n_first"]))
     return {**_rate(int(st["n"]), first, float(st["end"]), t_start), "peak_rss_bytes": rss,
+            "allocator": allocator,
             **cpu_used}
 
 
@@ -682,7 +688,8 @@ def ours(run: _Run) -> dict[str, Any]:
         lag_backlog = histogram(text, LAG_METRIC)
         live = _live(run, base, counted, alive)
         rss = _proc_status(proc.pid, "VmHWM")
-    return {**backlog, "peak_rss_bytes": rss,
+        allocator = allocator_in_use(f"/proc/{proc.pid}/maps")
+    return {**backlog, "peak_rss_bytes": rss, "allocator": allocator,
             "lag_backlog_p50_s": _round(quantile(lag_backlog, 0.5)),
             "lag_backlog_p99_s": _round(quantile(lag_backlog, 0.99)),
             "live": live}
@@ -962,7 +969,8 @@ def render(results: dict[str, Any]) -> None:
         if not d:
             continue
         t.add_row(label, f"{d['events']:,}", f"{d['seconds']:.1f}", f"{d['events_per_s']:,.0f}",
-                  mib(d.get("peak_rss_bytes")), cpu(d))
+                  mib(d.get("peak_rss_bytes"))
+                  + (f" ({d['allocator']})" if d.get("allocator") else ""), cpu(d))
     console = Console(width=max(Console().width, 110))
     console.print(t)
     pre = results["preload"]

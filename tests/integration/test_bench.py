@@ -61,6 +61,7 @@ def test_bench_figures_and_counts(broker: EmbeddedBroker, tmp_path: Path) -> Non
     _number(r["pure_fold"], "fold_events_per_s")
     for phase in ("faust_pass_through", "faust_naive", "ours"):
         _number(r[phase], "peak_rss_bytes")
+        assert r[phase]["allocator"] == r["ours"]["allocator"] in ("jemalloc", "system")
         assert r[phase]["cpu_process_s"] is not None
 
     ours = r["ours"]
