@@ -22,7 +22,7 @@ from processors.calendar import OrderCatalogue
 from processors.counters import Counters
 from processors.figures import department_totals, employee_object
 from projections.roster import Roster
-from projections.store import prefix_scan, scoped
+from projections.store import lru_put, prefix_scan, scoped
 from schemas.events import CallCompleted, CsatRated, Event, QualityEvaluated
 
 _PERIOD = re.compile(r"^(\d{4})-(\d{2})(?:-(\d{2}))?$")
@@ -174,17 +174,13 @@ class EmployeeProjector:
         side, month objects, snapshots and gauges, reads the small summary instead of
         decoding every source's contribution). The worker calls it before flushing its
         store and committing; nothing is written to `kv` before it."""
-        warm = self._warm
         for key, summary in self._dirty.items():
             st = self._days[key]
             self.kv.put(key, st.to_bytes())
             if summary:
                 self.kv.put(key + SUMMARY_SUFFIX,
                             orjson.dumps([st.total.to_list(), sorted(st.handled())]))
-            warm.pop(key, None)
-            warm[key] = st  # most recently written last
-        while len(warm) > self.warm_limit:
-            del warm[next(iter(warm))]
+            lru_put(self._warm, key, st, self.warm_limit)
         self._dirty.clear()
         self._days.clear()
 

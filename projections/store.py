@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from rocksdict import Options, Rdict
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 class KV(Protocol):
@@ -41,6 +44,15 @@ def rocks_prefix_items(db: Rdict, prefix: str) -> Iterator[tuple[str, bytes]]:
             break
         yield key.decode(), bytes(it.value())
         it.next()
+
+
+def lru_put(cache: dict[K, V], key: K, value: V, limit: int) -> None:
+    """Put `key` last in an insertion-ordered dict used as an LRU, and drop the least
+    recently put entries beyond `limit`."""
+    cache.pop(key, None)
+    cache[key] = value
+    while len(cache) > limit:
+        del cache[next(iter(cache))]
 
 
 def scoped(kv: KV, owner: str) -> KV:

@@ -20,7 +20,7 @@ import orjson
 
 from processors.calendar import NormOrder, OrderCatalogue
 from processors.ticket import TOPIC_OF_TYPE, Entry, Folder, TicketView, fold
-from projections.store import scoped
+from projections.store import lru_put, scoped
 from schemas.events import Event
 from schemas.outputs import alert_event_id
 
@@ -165,13 +165,10 @@ class TicketProjector:
         self._warm.clear()
 
     def _keep_warm(self, ticket_id: str, st: TicketState | None) -> None:
-        warm = self._warm
-        warm.pop(ticket_id, None)
         if st is None:
-            return
-        warm[ticket_id] = st  # most recently written last
-        if len(warm) > self.cursor_limit:
-            del warm[next(iter(warm))]
+            self._warm.pop(ticket_id, None)
+        else:
+            lru_put(self._warm, ticket_id, st, self.cursor_limit)
 
     def end_batch(self) -> None:
         """Write every ticket changed since the last call, once. The worker calls it before
@@ -284,9 +281,7 @@ class TicketProjector:
                                  live=self.live, alerts=self.alerts)
         else:
             cursor.step(added)
-        self._cursors[ticket_id] = cursor  # most recently used last
-        if len(self._cursors) > self.cursor_limit:
-            del self._cursors[next(iter(self._cursors))]
+        lru_put(self._cursors, ticket_id, cursor, self.cursor_limit)
         return cursor
 
     def _commit(self, ticket_id: str, st: TicketState, added: Entry | None = None) -> TicketOutput:
