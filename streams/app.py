@@ -660,7 +660,7 @@ class KpiWorker:
             self.metrics.rocksdb_memory.labels(kind).set(used)
 
     async def _forget_warm(self, sender: Any, /, *args: Any, signal: Any = None,
-                              **kwargs: Any) -> None:
+                           **kwargs: Any) -> None:
         self.ticket_proj.forget_cursors()
         self.employee_proj.forget()
         self.timer_index.invalidate()

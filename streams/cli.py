@@ -530,7 +530,7 @@ def dev(ctx: click.Context, employees: int, rate: float, port: int, web_port: in
 @click.option("--keep", is_flag=True, help="Keep the run's state and logs.")
 @click.option("--employees", "bench_employees", type=click.IntRange(1, 1_000_000),
               help="Seats of the simulated centre (default: as many as a month of --events "
-                   "needs); e.g. 10000 with --events 10500000 holds ~1M tickets.")
+                   "needs); a seat's month is ~1,450 events, one ticket per ~10 events.")
 @click.option("--only", "only", metavar="PHASES",
               help="Comma-separated phases to run (default: all): pure-fold, plain, "
                    "pass-through, naive, ours, replay.")
