@@ -22,7 +22,7 @@ from processors.calendar import OrderCatalogue
 from processors.counters import Counters
 from processors.figures import department_totals, employee_object
 from projections.roster import Roster
-from projections.store import lru_put, prefix_scan, scoped
+from projections.store import prefix_scan, scoped
 from schemas.events import CallCompleted, CsatRated, Event, QualityEvaluated
 
 _PERIOD = re.compile(r"^(\d{4})-(\d{2})(?:-(\d{2}))?$")
@@ -126,19 +126,16 @@ def _event_counters(ev: Event) -> Counters:
 class EmployeeProjector:
     """Applies ticket facts and employee-keyed events; answers the employee and department API."""
 
-    def __init__(self, kv: Any, cat: OrderCatalogue, roster: Roster, *, live: bool,
-                 warm_limit: int = 4_096) -> None:
+    def __init__(self, kv: Any, cat: OrderCatalogue, roster: Roster, *, live: bool) -> None:
         self.kv = kv
         self.cat = cat
         self.roster = roster
         self.live = live
-        # The decoded days last written (least recently written first), so that the next
-        # event of a busy seat's day does not decode the value written a batch ago, and
-        # the employees whose marker is known written: both describe the store as this
-        # process left it, and are dropped on a rebalance (`forget`). A day is a few KiB
-        # decoded; 4,096 hold today for every seat of a large centre.
-        self._warm: dict[str, DayState] = {}
-        self.warm_limit = warm_limit
+        # Employees whose marker this process knows is written (so an event costs no read
+        # for it); like the store's other mirrors, dropped on a rebalance (`forget`).
+        # Decoded days are deliberately not kept across batches: a day's value grows with
+        # every call of the day, so holding today's days for every seat grew the heap
+        # all day long, for a decode (orjson) that costs little.
         self._known: set[str] = set()
         # Days changed in the current batch, decoded, written once at `end_batch()`: a
         # day value grows through the day (every call's id), so encoding it on every event
@@ -152,17 +149,14 @@ class EmployeeProjector:
         st = self._days.get(key)
         if st is not None:
             return st
-        st = self._warm.get(key)
-        if st is None:
-            raw = self.kv.get(key)
-            st = DayState() if raw is None else DayState.from_bytes(raw)
+        raw = self.kv.get(key)
+        st = DayState() if raw is None else DayState.from_bytes(raw)
         self._days[key] = st
         return st
 
     def forget(self) -> None:
         """Drop what describes the store as this process wrote it (after a rebalance:
         state may have moved under it)."""
-        self._warm.clear()
         self._known.clear()
 
     def _save(self, key: str, st: DayState, summary: bool = True) -> None:
@@ -180,7 +174,6 @@ class EmployeeProjector:
             if summary:
                 self.kv.put(key + SUMMARY_SUFFIX,
                             orjson.dumps([st.total.to_list(), sorted(st.handled())]))
-            lru_put(self._warm, key, st, self.warm_limit)
         self._dirty.clear()
         self._days.clear()
 
