@@ -34,13 +34,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from schemas.topics import INPUT_TOPICS
 from streams.bench import (
     _counted,
     _cpu_seconds,
     _delta,
+    _exact,
+    _PipeProbe,
     _proc_status,
     _scrape,
     _stop,
+    highwaters,
     histogram,
     metric_sum,
     quantile,
@@ -90,6 +94,9 @@ class Sample:
     # (outside it, growing with the files on disk)
     memtables_mib: float = 0.0
     table_readers_mib: float = 0.0
+    # p99 delivery lag of the same input records to a plain consumer with Faust's fetch
+    # settings: the broker's share of p99_latency_s (None: no records this interval)
+    broker_p99_s: float | None = None
 
 
 @dataclass
@@ -134,6 +141,7 @@ def summarize(samples: list[Sample], warmup_fraction: float = 0.2) -> dict[str, 
     tail = samples[int(len(samples) * 0.75):]
     tail_slope = slope_per_hour([(s.t_s, s.rss_mib) for s in tail])
     p99s = [s.p99_latency_s for s in steady if s.p99_latency_s is not None]
+    broker = sorted(s.broker_p99_s for s in steady if s.broker_p99_s is not None)
     last = samples[-1]
     return {
         "duration_s": round(last.t_s, 1),
@@ -143,6 +151,9 @@ def summarize(samples: list[Sample], warmup_fraction: float = 0.2) -> dict[str, 
         "lag_messages_mean": round(mean([s.lag_messages for s in steady]), 1),
         "lag_messages_max": max(s.lag_messages for s in samples),
         "p99_latency_s_max": round(max(p99s), 3) if p99s else None,
+        "p99_latency_s_median": round(sorted(p99s)[len(p99s) // 2], 3) if p99s else None,
+        "broker_p99_s_median": round(broker[len(broker) // 2], 3) if broker else None,
+        "broker_p99_s_max": round(broker[-1], 3) if broker else None,
         "rss_mib_min": round(min(s.rss_mib for s in samples), 1),
         "rss_mib_max": round(max(s.rss_mib for s in samples), 1),
         "rss_mib_first_half": round(rss_first, 1),
@@ -203,6 +214,7 @@ def run(cfg: SoakConfig, on_sample: Callable[[Sample], None] | None = None) -> S
     proc: subprocess.Popen[bytes] | None = None
     stop = threading.Event()
     feeder: threading.Thread | None = None
+    probe: _PipeProbe | None = None
     result = SoakResult(config={k: str(v) if isinstance(v, Path) else v
                                 for k, v in asdict(cfg).items()})
     try:
@@ -244,6 +256,13 @@ def run(cfg: SoakConfig, on_sample: Callable[[Sample], None] | None = None) -> S
         limit = max(1, int(cfg.rate * cfg.minutes * 60))
         feeder = threading.Thread(target=_feed, name="soak-feed", daemon=True,
                                   args=(bootstrap, prefix, cfg, limit, stop, sent, errors))
+        # Beside the worker, a plain consumer of the same input records: when the worker's
+        # latency moves, this says whether the broker's delivery moved with it.
+        inputs = [prefix + t.name for t in INPUT_TOPICS]
+        probe = _PipeProbe(bootstrap, highwaters(bootstrap, inputs))
+        probe.start()
+        probe.ready.wait(30)
+        probed = 0
         t0 = time.monotonic()
         feeder.start()
         prev_t, prev_n = t0, 0
@@ -276,8 +295,10 @@ def run(cfg: SoakConfig, on_sample: Callable[[Sample], None] | None = None) -> S
                     rocksdb_mib=round(_gauge(text, ROCKSDB_CACHE) / MIB, 1),
                     memtables_mib=round(_gauge(text, ROCKSDB_MEMTABLES) / MIB, 1),
                     table_readers_mib=round(_gauge(text, ROCKSDB_TABLE_READERS) / MIB, 1),
+                    broker_p99_s=_round3(_exact(probe.lags[probed:], 0.99)),
                 )
                 prev_t, prev_n, prev_cpu, prev_hist = now, n, cpu, hist
+                probed = len(probe.lags)
                 result.samples.append(sample)
                 if csv_file is not None:
                     if writer is None:
@@ -300,6 +321,9 @@ def run(cfg: SoakConfig, on_sample: Callable[[Sample], None] | None = None) -> S
         stop.set()
         if feeder is not None:
             feeder.join(5)  # lets the feeder close its producer
+        if probe is not None:
+            probe.stopping.set()
+            probe.join(5)
         _stop(proc)
         if broker is not None:
             broker.stop()
@@ -320,10 +344,16 @@ def _p99(buckets: list[tuple[float, float]]) -> float | None:
     return None if q is None else round(q, 3)
 
 
+def _round3(x: float | None) -> float | None:
+    return None if x is None else round(x, 3)
+
+
 def print_sample(s: Sample) -> None:
     p99 = "-" if s.p99_latency_s is None else f"{s.p99_latency_s:.3f}s"
+    broker = "-" if s.broker_p99_s is None else f"{s.broker_p99_s:.3f}s"
     _say(f"soak t={s.t_s:7.1f}s sent={s.sent:>8,} processed={s.processed:>8,} "
          f"{s.events_per_s:>7.1f} ev/s lag={s.lag_messages:>6.0f} p99={p99:>7} "
+         f"(broker {broker:>7}) "
          f"rss={s.rss_mib:7.1f} MiB (rocksdb {s.rocksdb_mib:6.1f}) cpu={s.cpu_pct:5.1f}%")
 
 
@@ -341,7 +371,9 @@ def main(cfg: SoakConfig, json_path: Path | None) -> SoakResult:
           f"{s['events_per_s_mean']:.1f} events/s (steady state), "
           f"{s.get('allocator', 'unknown')} malloc")
     print(f"  consumer lag: mean {s['lag_messages_mean']}, max {s['lag_messages_max']:.0f}; "
-          f"p99 processing latency max {s['p99_latency_s_max']} s")
+          f"p99 processing latency median {s['p99_latency_s_median']} s, max "
+          f"{s['p99_latency_s_max']} s (the broker's delivery to a plain consumer: median "
+          f"{s['broker_p99_s_median']} s, max {s['broker_p99_s_max']} s)")
     print(f"  RSS: {s['rss_mib_min']}-{s['rss_mib_max']} MiB; first half "
           f"{s['rss_mib_first_half']} MiB, second half {s['rss_mib_second_half']} MiB "
           f"({s['rss_growth_pct']:+}%), slope {s['rss_slope_mib_per_hour']} MiB/h, "

@@ -43,3 +43,13 @@ def test_gauge_reads_one_series() -> None:
             'kpi_rocksdb_memory_bytes{kind="cache"} 1048576.0\n')
     assert _gauge(text, 'kpi_rocksdb_memory_bytes{kind="cache"}') == 1048576.0
     assert _gauge(text, 'kpi_rocksdb_memory_bytes{kind="memtables"}') == 0.0
+
+
+def test_latency_is_summarised_beside_the_brokers_own_delivery() -> None:
+    samples = _samples([100.0] * 10, [50.0] * 10)
+    for i, s in enumerate(samples):
+        s.p99_latency_s = 0.5 + i  # the worker's tail grows
+        s.broker_p99_s = None if i == 9 else 0.3  # the broker's does not
+    out = summarize(samples, warmup_fraction=0.0)
+    assert out["p99_latency_s_median"] == 5.5 and out["p99_latency_s_max"] == 9.5
+    assert out["broker_p99_s_median"] == 0.3 == out["broker_p99_s_max"]
