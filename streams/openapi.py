@@ -275,7 +275,12 @@ def openapi_document() -> dict[str, Any]:
                 "Accept header asks for it",
                 {"200": {"description": "metrics",
                          "content": {"text/plain": text,
-                                     "application/openmetrics-text": text}}}),
+                                     "application/openmetrics-text": text}}},
+                parameters=[{"name": "name[]", "in": "query", "required": False,
+                             "description": "only these series (sample names, e.g. "
+                                            "kpi_events_total); repeat for several",
+                             "schema": {"type": "array", "items": {"type": "string"}},
+                             "style": "form", "explode": True}]),
             "/openapi.json": _get(
                 "This document",
                 {"200": {"description": "OpenAPI document",

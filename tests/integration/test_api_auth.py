@@ -234,7 +234,7 @@ def test_unreadable_tokens_file_fails_closed_without_internals(api: Api) -> None
     ("/kpi/employees/e-1?dat=2026-11-02", "unknown_parameter"),
     ("/kpi/departments/d-1?month=2026-11&limit=5", "unknown_parameter"),
     ("/tickets/t-1?date=2026-11-02", "unknown_parameter"),
-    ("/metrics?name[]=kpi_events_total", "unknown_parameter"),
+    ("/metrics?names=kpi_events_total", "unknown_parameter"),  # name[] is the filter
     ("/health?verbose=1", "unknown_parameter"),
     ("/kpi/employees/e-1?date=2026-11-02&date=2026-11-03", "repeated_parameter"),
     ("/kpi/departments/d-1?month=2026-11&month=2026-10", "repeated_parameter"),
@@ -324,3 +324,18 @@ def test_metrics_negotiation(api: Api, accept: str | None, content_type: str) ->
     assert r.status == 200, r.text
     assert r.headers.get_content_type() == content_type
     assert "kpi_events_total" in r.text
+
+
+def test_metrics_can_be_asked_for_named_series_only(api: Api) -> None:
+    """prometheus_client's `name[]` filter: a poller reads two series without making the
+    worker encode every employee's gauges."""
+    token = api.tokens["metrics"]
+    r = api.call("GET", "/metrics?name[]=kpi_events_total&name[]=kpi_dead_letters_total",
+                 token)
+    assert r.status == 200, r.text
+    names = {line.split("{")[0].split(" ")[0] for line in r.text.splitlines()
+             if line and not line.startswith("#")}
+    assert names and names <= {"kpi_events_total", "kpi_dead_letters_total"}
+    assert "kpi_employee_minutes" in api.call("GET", "/metrics", token).text
+    r = api.call("GET", "/metrics?date=2026-11-02", token)
+    assert r.status == 400 and "unknown_parameter" in r.text
