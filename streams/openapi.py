@@ -194,6 +194,10 @@ _UNAVAILABLE = {
 # date and month exclude each other. Two plain parameters cannot say so, so they are
 # documented as the properties of one form-exploded object (serialised as ?date=... or
 # ?month=..., exactly as with two parameters), of which at most one may be given.
+# A Prometheus sample name as this worker exposes them: every one has a `_` in it, so a
+# stray word (`?name[]=false`) is a client error, not an empty answer.
+METRIC_NAME_PATTERN = r"^[a-zA-Z_:][a-zA-Z0-9:]*_[a-zA-Z0-9_:]+$"
+
 _PERIOD_PARAMS = [{
     "name": "period", "in": "query", "required": False, "style": "form", "explode": True,
     "description": "date=YYYY-MM-DD (a day) or month=YYYY-MM, not both; default: the "
@@ -279,7 +283,9 @@ def openapi_document() -> dict[str, Any]:
                 parameters=[{"name": "name[]", "in": "query", "required": False,
                              "description": "only these series (sample names, e.g. "
                                             "kpi_events_total); repeat for several",
-                             "schema": {"type": "array", "items": {"type": "string"}},
+                             "schema": {"type": "array",
+                                        "items": {"type": "string",
+                                                  "pattern": METRIC_NAME_PATTERN}},
                              "style": "form", "explode": True}]),
             "/openapi.json": _get(
                 "This document",

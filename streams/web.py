@@ -31,7 +31,13 @@ from prometheus_client.exposition import (
 from processors.ticket import describe
 from projections.employees import BadPeriod, Period, parse_period
 from streams.auth import Principal, TokenStore, bearer
-from streams.openapi import DATE_PATTERN, ID_PATTERN, MONTH_PATTERN, openapi_document
+from streams.openapi import (
+    DATE_PATTERN,
+    ID_PATTERN,
+    METRIC_NAME_PATTERN,
+    MONTH_PATTERN,
+    openapi_document,
+)
 
 if TYPE_CHECKING:
     from streams.app import KpiWorker
@@ -39,6 +45,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("kpi.web")
 
 ID_RE = re.compile(ID_PATTERN)
+METRIC_NAME = re.compile(METRIC_NAME_PATTERN)
 DATE_RE = re.compile(DATE_PATTERN)
 MONTH_RE = re.compile(MONTH_PATTERN)
 ALLOW = "GET, HEAD"
@@ -243,6 +250,10 @@ def register_web(worker: KpiWorker) -> None:
             # turns at the GIL (prometheus_client is thread-safe).
             registry: Any = worker.metrics.registry
             names = cast(Any, request.query).getall("name[]", [])
+            bad = [n for n in names if not METRIC_NAME.fullmatch(n)]
+            if bad:
+                raise ApiError(400, "invalid_parameter",
+                               f"name[]: not a metric's sample name: {bad[0][:80]!r}")
             if names:
                 registry = registry.restricted_registry(names)
             body = await asyncio.to_thread(encoder, registry)

@@ -339,3 +339,5 @@ def test_metrics_can_be_asked_for_named_series_only(api: Api) -> None:
     assert "kpi_employee_minutes" in api.call("GET", "/metrics", token).text
     r = api.call("GET", "/metrics?date=2026-11-02", token)
     assert r.status == 400 and "unknown_parameter" in r.text
+    r = api.call("GET", "/metrics?name[]=false", token)  # no sample name is one word
+    assert r.status == 400 and "invalid_parameter" in r.text
