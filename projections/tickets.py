@@ -158,7 +158,7 @@ class TicketProjector:
         self._states[ticket_id] = st
         self._changed.add(ticket_id)
 
-    def forget_cursors(self) -> None:
+    def forget(self) -> None:
         """Drop every fold cursor and warm state (after a rebalance: state may have moved
         under them)."""
         self._cursors.clear()

@@ -661,7 +661,7 @@ class KpiWorker:
 
     async def _forget_warm(self, sender: Any, /, *args: Any, signal: Any = None,
                            **kwargs: Any) -> None:
-        self.ticket_proj.forget_cursors()
+        self.ticket_proj.forget()
         self.employee_proj.forget()
         self.timer_index.invalidate()
 

@@ -90,7 +90,6 @@ class BenchConfig:
     timeout: float = 1800.0  # per phase, seconds
     live_rate: float = 1000.0
     live_seconds: float = 10.0
-    replay: bool = True
     seed: int = 1
     # Seats of the simulated centre (None: as many as a month of `events` needs); more
     # seats spread the same events over more employees and more, shorter-lived tickets.
@@ -701,8 +700,8 @@ def ours(run: _Run) -> dict[str, Any]:
             "live": live}
 
 
-def _round(x: float | None) -> float | None:
-    return None if x is None else round(x, 4)
+def _round(x: float | None, digits: int = 4) -> float | None:
+    return None if x is None else round(x, digits)
 
 
 class _PipeProbe(threading.Thread):
@@ -899,7 +898,7 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
         _say(f"kpi bench: {cfg.events:,} events, {cfg.partitions} partitions per topic, "
              f"broker {results['broker']}, work dir {work}")
         results["preload"] = preload(r)
-        want = cfg.phases if cfg.replay else cfg.phases - {"replay"}
+        want = cfg.phases
         results["phases"] = [p for p in PHASES if p in want]
         results["pure_fold"] = pure_fold(r) if "pure-fold" in want else None
         results["plain_consumer"] = plain_consumer(r) if "plain" in want else None

@@ -551,9 +551,11 @@ def bench(events: int, bench_brokers: str | None, partitions: int, timeout: int,
                   f"choose from {', '.join(PHASES)}")
         if "replay" in phases and "ours" not in phases:
             _fail("--only: replay compares against our worker's state; add ours")
+    if no_replay:
+        phases -= {"replay"}
     cfg = BenchConfig(events=events, brokers=bench_brokers, partitions=partitions,
                       timeout=float(timeout), live_rate=live_rate, live_seconds=live_seconds,
-                      replay=not no_replay, work_dir=work_dir, keep=keep,
+                      work_dir=work_dir, keep=keep,
                       employees=bench_employees, phases=phases)
     try:
         run_bench(cfg, json_path)

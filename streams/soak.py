@@ -42,6 +42,7 @@ from streams.bench import (
     _exact,
     _PipeProbe,
     _proc_status,
+    _round,
     _scrape,
     _stop,
     highwaters,
@@ -141,7 +142,10 @@ def summarize(samples: list[Sample], warmup_fraction: float = 0.2) -> dict[str, 
     tail = samples[int(len(samples) * 0.75):]
     tail_slope = slope_per_hour([(s.t_s, s.rss_mib) for s in tail])
     p99s = [s.p99_latency_s for s in steady if s.p99_latency_s is not None]
-    broker = sorted(s.broker_p99_s for s in steady if s.broker_p99_s is not None)
+    broker = [s.broker_p99_s for s in steady if s.broker_p99_s is not None]
+
+    def median(xs: list[float]) -> float | None:
+        return round(sorted(xs)[len(xs) // 2], 3) if xs else None
     last = samples[-1]
     return {
         "duration_s": round(last.t_s, 1),
@@ -151,9 +155,9 @@ def summarize(samples: list[Sample], warmup_fraction: float = 0.2) -> dict[str, 
         "lag_messages_mean": round(mean([s.lag_messages for s in steady]), 1),
         "lag_messages_max": max(s.lag_messages for s in samples),
         "p99_latency_s_max": round(max(p99s), 3) if p99s else None,
-        "p99_latency_s_median": round(sorted(p99s)[len(p99s) // 2], 3) if p99s else None,
-        "broker_p99_s_median": round(broker[len(broker) // 2], 3) if broker else None,
-        "broker_p99_s_max": round(broker[-1], 3) if broker else None,
+        "p99_latency_s_median": median(p99s),
+        "broker_p99_s_median": median(broker),
+        "broker_p99_s_max": round(max(broker), 3) if broker else None,
         "rss_mib_min": round(min(s.rss_mib for s in samples), 1),
         "rss_mib_max": round(max(s.rss_mib for s in samples), 1),
         "rss_mib_first_half": round(rss_first, 1),
@@ -295,7 +299,7 @@ def run(cfg: SoakConfig, on_sample: Callable[[Sample], None] | None = None) -> S
                     rocksdb_mib=round(_gauge(text, ROCKSDB_CACHE) / MIB, 1),
                     memtables_mib=round(_gauge(text, ROCKSDB_MEMTABLES) / MIB, 1),
                     table_readers_mib=round(_gauge(text, ROCKSDB_TABLE_READERS) / MIB, 1),
-                    broker_p99_s=_round3(_exact(probe.lags[probed:], 0.99)),
+                    broker_p99_s=_round(_exact(probe.lags[probed:], 0.99), 3),
                 )
                 prev_t, prev_n, prev_cpu, prev_hist = now, n, cpu, hist
                 probed = len(probe.lags)
@@ -340,12 +344,7 @@ def _gauge(text: str, series: str) -> float:
 
 
 def _p99(buckets: list[tuple[float, float]]) -> float | None:
-    q = quantile(buckets, 0.99)
-    return None if q is None else round(q, 3)
-
-
-def _round3(x: float | None) -> float | None:
-    return None if x is None else round(x, 3)
+    return _round(quantile(buckets, 0.99), 3)
 
 
 def print_sample(s: Sample) -> None:

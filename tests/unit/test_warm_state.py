@@ -66,7 +66,7 @@ def test_a_rebalance_drops_warm_states_and_reads_the_store_again() -> None:
     st = p.tickets.load(ticket_id)
     assert st is not None and st.version == stored["v"] - 100  # still this process's own
     p.tickets.end_batch()
-    p.tickets.forget_cursors()
+    p.tickets.forget()
     p.employees.forget()
     st = p.tickets.load(ticket_id)
     assert st is not None and st.version == stored["v"]
