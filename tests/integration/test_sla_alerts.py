@@ -30,15 +30,21 @@ FAST = {"P1": {"first_response_minutes": 0.2, "resolution_minutes": 0.4,
                "business_hours": False}}
 
 
-def test_short_target_warns_then_breaches_and_resolved_one_stays_quiet(
-    broker: EmbeddedBroker, tmp_path: Path
-) -> None:
+def _topics_with_order(broker: EmbeddedBroker, targets: dict) -> str:
+    """A fresh topic prefix whose norm order (in force since yesterday) has `targets`."""
     prefix = unique_prefix()
     create_topics(settings_for(broker, prefix))
     now = datetime.now(UTC)
     produce(broker, prefix, [f.order((now - timedelta(days=1)).isoformat(),
                                      effective_from=(now - timedelta(days=2)).date().isoformat(),
-                                     sla_targets=FAST)])
+                                     sla_targets=targets)])
+    return prefix
+
+
+def test_short_target_warns_then_breaches_and_resolved_one_stays_quiet(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    prefix = _topics_with_order(broker, FAST)
     w = WorkerProc(broker, prefix, tmp_path / "state", log_path=tmp_path / "worker.log")
     w.start()
     try:
@@ -91,12 +97,7 @@ def test_thresholds_reached_while_the_worker_was_down_alert_after_its_restart(
     """The alert timer scans an in-memory index of the timer table: after a restart it
     is rebuilt from the recovered table, so thresholds passed while no worker ran still
     alert (first response), and later ones alert on time (resolution)."""
-    prefix = unique_prefix()
-    create_topics(settings_for(broker, prefix))
-    now = datetime.now(UTC)
-    produce(broker, prefix, [f.order((now - timedelta(days=1)).isoformat(),
-                                     effective_from=(now - timedelta(days=2)).date().isoformat(),
-                                     sla_targets=SLOWER)])
+    prefix = _topics_with_order(broker, SLOWER)
     state = tmp_path / "state"
     w = WorkerProc(broker, prefix, state, log_path=tmp_path / "worker-1.log").start()
     opened_at = datetime.now(UTC)
