@@ -1,9 +1,12 @@
 """Employee projection: additive per-(employee, day) figures in a KV store, and the read side.
 
-A day value holds, per source, the contribution it last applied (tickets by version, calls,
-ratings and evaluations by event_id) next to the day's running total. Applying a source
-again replaces its old contribution, so redelivery and reordering change nothing, and a
-late reopen or escalation corrects a past day exactly.
+A day's value is its running total and the tickets it counts as handled. What each source
+contributed lives beside it, one small key per source (`entry_key`): a ticket's last applied
+replacement (version, counters, handled) for that day, and a mark for each call, rating and
+evaluation applied. Applying a source again replaces its old contribution, so redelivery
+and reordering change nothing, and a late reopen or escalation corrects a past day exactly;
+and since a day's value does not hold its sources, applying an event costs the same at the
+end of a busy day as at its start.
 """
 
 from __future__ import annotations
@@ -66,41 +69,88 @@ def parse_period(text: str) -> Period:
 
 @dataclass(slots=True)
 class DayState:
+    """A day's value: `[total counters, sorted ids of the tickets it counts as handled]`
+    (the same shape as the `|sum` key of days written before 2026-12-01)."""
+
     total: Counters = field(default_factory=Counters)
-    # ticket_id -> [version, counters list | None, handled]
-    tickets: dict[str, list[Any]] = field(default_factory=dict)
-    # event_ids applied (calls, ratings, evaluations): only membership is read. Values
-    # written before 2026-11-30 hold the event's counters; newer ones 0, which keeps a
-    # busy day's value (rewritten on every change) a third of the size.
-    events: dict[str, Any] = field(default_factory=dict)
+    handled: set[str] = field(default_factory=set)
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps({"tot": self.total.to_list(), "tk": self.tickets, "ev": self.events})
+        return orjson.dumps([self.total.to_list(), sorted(self.handled)])
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> DayState:
+        tot, ids = orjson.loads(raw)
+        return cls(Counters.from_list(tot), set(ids))
+
+
+@dataclass(slots=True)
+class LegacyDay:
+    """A day value written before 2026-12-01: the total with every source's contribution
+    inline, `{"tot": [...], "tk": {ticket_id: [version, counters | None, handled]},
+    "ev": {event_id: ...}}`, next to its summary under `day_key + "|sum"`. Such a day grew
+    with every call (its whole value was rewritten on each); the projector splits it into
+    entries the first time it writes the day again, and the read side still reads it."""
+
+    total: Counters
+    tickets: dict[str, list[Any]]
+    events: dict[str, Any]
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> LegacyDay:
         d = orjson.loads(raw)
         return cls(Counters.from_list(d["tot"]), d["tk"], d["ev"])
 
     def handled(self) -> set[str]:
-        return {t for t, (_, c, h) in self.tickets.items() if h and c is not None}
+        return {t for t, (_, c, h) in self.tickets.items() if _counts_handled(c, h)}
+
+    def summary(self) -> bytes:
+        return DayState(self.total, self.handled()).to_bytes()
+
+
+def _counts_handled(counters: list[Any] | None, handled: bool) -> bool:
+    """Whether a ticket's contribution to a day makes it one of the day's handled tickets."""
+    return bool(handled) and counters is not None
+
+
+def _is_legacy(raw: bytes) -> bool:
+    return raw[:1] == b"{"
+
+
+def _legacy_summary(raw: bytes, summary: bytes | None) -> bytes:
+    """A legacy day's figures as `DayState` bytes: its summary key, or decoded if none."""
+    return summary if summary is not None else LegacyDay.from_bytes(raw).summary()
 
 
 def day_key(employee_id: str, d: date | str) -> str:
     return f"{employee_id}|{d if isinstance(d, str) else d.isoformat()}"
 
 
-SUMMARY_SUFFIX = "|sum"
+SUMMARY_SUFFIX = "|sum"  # only in stores written before 2026-12-01 (see `LegacyDay`)
 # An employee's "known" marker is `employee_id + "|"`: no day key ("emp|YYYY-MM-DD") or
 # summary key ("...|sum") ends with "|", so no employee id, however many "|" and dates it
 # holds, can make one employee's marker another's day. Stores written before 2026-11-30
 # hold markers under the bare id; `known` still reads those.
 MARKER_SUFFIX = "|"
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# Kinds of entry: a call, rating or evaluation applied (by event_id), a ticket's
+# contribution (by ticket_id).
+EVENT_ENTRY = "e"
+TICKET_ENTRY = "t"
+_SEEN = b"1"
+
+
+def entry_key(employee_id: str, day: str, kind: str, ident: str) -> str:
+    """`emp|#YYYY-MM-DD|kind|ident|len(ident)#`: read from the right, every part has a
+    known length, so no two (employee, day, kind, ident) share a key, whatever "|" and
+    "#" the ids hold; and it ends with "#", which no day key (a digit), summary ("sum")
+    or marker ("|") does. The "#" after the employee also keeps entries out of the range
+    a month read scans ("emp|YYYY-MM-")."""
+    return f"{employee_id}|#{day}|{kind}|{ident}|{len(ident)}#"
 
 
 def split_day_key(key: str) -> tuple[str, str] | None:
-    """(employee_id, day) of a day key; None for other keys (markers, summaries)."""
+    """(employee_id, day) of a day key; None for other keys (markers, summaries, entries)."""
     if key.endswith(SUMMARY_SUFFIX) or "|" not in key:
         return None
     emp, day = key.rsplit("|", 1)  # employee ids may contain "|"
@@ -137,43 +187,50 @@ class EmployeeProjector:
         # every call of the day, so holding today's days for every seat grew the heap
         # all day long, for a decode (orjson) that costs little.
         self._known: set[str] = set()
-        # Days changed in the current batch, decoded, written once at `end_batch()`: a
-        # day value grows through the day (every call's id), so encoding it on every event
-        # cost more than the event. key -> (state, whether its summary changed).
+        # Days changed in the current batch, decoded, written once at `end_batch()`.
         self._days: dict[str, DayState] = {}
-        self._dirty: dict[str, bool] = {}
+        self._dirty: set[str] = set()
 
     # -- write side -------------------------------------------------------------------
 
-    def _load(self, key: str) -> DayState:
+    def _load(self, employee_id: str, day: str) -> tuple[str, DayState]:
+        key = day_key(employee_id, day)
         st = self._days.get(key)
         if st is not None:
-            return st
+            return key, st
         raw = self.kv.get(key)
-        st = DayState() if raw is None else DayState.from_bytes(raw)
+        if raw is None:
+            st = DayState()
+        elif _is_legacy(raw):
+            st = self._split_legacy(employee_id, day, LegacyDay.from_bytes(raw))
+            self._dirty.add(key)
+        else:
+            st = DayState.from_bytes(raw)
         self._days[key] = st
-        return st
+        return key, st
+
+    def _split_legacy(self, employee_id: str, day: str, old: LegacyDay) -> DayState:
+        """Move a legacy day's inline sources into entries (its value is rewritten, in the
+        current shape, at the end of the batch, and its summary key goes)."""
+        for ticket_id, contribution in old.tickets.items():
+            self.kv.put(entry_key(employee_id, day, TICKET_ENTRY, ticket_id),
+                        orjson.dumps(contribution))
+        for event_id in old.events:
+            self.kv.put(entry_key(employee_id, day, EVENT_ENTRY, event_id), _SEEN)
+        self.kv.delete(day_key(employee_id, day) + SUMMARY_SUFFIX)
+        return DayState(old.total, old.handled())
 
     def forget(self) -> None:
         """Drop what describes the store as this process wrote it (after a rebalance:
         state may have moved under it)."""
         self._known.clear()
 
-    def _save(self, key: str, st: DayState, summary: bool = True) -> None:
-        """Mark a loaded day changed; `summary` when its totals or handled tickets moved."""
-        self._dirty[key] = self._dirty.get(key, False) or summary
-
     def end_batch(self) -> None:
-        """Write every day changed since the last call, once, with its summary (the read
-        side, month objects, snapshots and gauges, reads the small summary instead of
-        decoding every source's contribution). The worker calls it before flushing its
-        store and committing; nothing is written to `kv` before it."""
-        for key, summary in self._dirty.items():
-            st = self._days[key]
-            self.kv.put(key, st.to_bytes())
-            if summary:
-                self.kv.put(key + SUMMARY_SUFFIX,
-                            orjson.dumps([st.total.to_list(), sorted(st.handled())]))
+        """Write every day whose total or handled tickets changed since the last call,
+        once (entries are written as they change). The worker calls it before flushing
+        its store and committing."""
+        for key in self._dirty:
+            self.kv.put(key, self._days[key].to_bytes())
         self._dirty.clear()
         self._days.clear()
 
@@ -193,22 +250,26 @@ class EmployeeProjector:
         touched: list[date] = []
         self._mark_known(employee_id)
         for day, clist, handled in fact["i"]:
-            key = day_key(employee_id, day)
-            st = self._load(key)
-            old = st.tickets.get(ticket_id)
+            key, st = self._load(employee_id, day)
+            ekey = entry_key(employee_id, day, TICKET_ENTRY, ticket_id)
+            found = self.kv.get(ekey)
+            old = orjson.loads(found) if found is not None else None
             if old is not None and old[0] > version:
                 continue  # a newer replacement already landed: this one is stale
             if old is not None and old[1] == clist and old[2] == handled:
-                if old[0] != version:
-                    old[0] = version
-                    self._save(key, st, summary=False)  # the summary did not change
+                if old[0] != version:  # a new version, the same contribution: the day
+                    self.kv.put(ekey, orjson.dumps([version, clist, handled]))  # is as it was
                 continue
+            self.kv.put(ekey, orjson.dumps([version, clist, handled]))
             if old is not None and old[1] is not None:
                 st.total = st.total - Counters.from_list(old[1])
             if clist is not None:
                 st.total = st.total + Counters.from_list(clist)
-            st.tickets[ticket_id] = [version, clist, handled]
-            self._save(key, st)
+            if _counts_handled(clist, handled):
+                st.handled.add(ticket_id)
+            else:
+                st.handled.discard(ticket_id)
+            self._dirty.add(key)
             touched.append(date.fromisoformat(day))
         return touched
 
@@ -221,15 +282,14 @@ class EmployeeProjector:
         if ev.type == "employee.registered":
             return False, []
         d = self.cat.local_date(ev.occurred_at, ev.occurred_at if self.live else None)
-        key = day_key(employee_id, d)
-        st = self._load(key)
-        eid = str(ev.event_id)
-        if eid in st.events:
+        day = d.isoformat()
+        key, st = self._load(employee_id, day)  # first: a legacy day's ids move to entries
+        ekey = entry_key(employee_id, day, EVENT_ENTRY, str(ev.event_id))
+        if self.kv.get(ekey) is not None:
             return True, []
-        c = _event_counters(ev)
-        st.events[eid] = 0
-        st.total = st.total + c
-        self._save(key, st)
+        self.kv.put(ekey, _SEEN)
+        st.total = st.total + _event_counters(ev)
+        self._dirty.add(key)
         return False, [d]
 
     # -- read side --------------------------------------------------------------------
@@ -245,27 +305,20 @@ class EmployeeProjector:
         """Summed counters and distinct handled tickets over the period's days."""
         total = Counters()
         handled: set[str] = set()
-        for summary, raw in self._day_values(employee_id, period):
-            if summary is not None:
-                tot, ids = orjson.loads(summary)
-                total = total + Counters.from_list(tot)
-                handled.update(ids)
-                continue
-            if raw is None:  # a day's value written before summaries existed, or nothing
-                continue
-            st = DayState.from_bytes(raw)
-            total = total + st.total
-            handled |= st.handled()
+        for raw in self._day_values(employee_id, period):
+            tot, ids = orjson.loads(raw)
+            total = total + Counters.from_list(tot)
+            handled.update(ids)
         return total, len(handled)
 
-    def _day_values(self, employee_id: str,
-                    period: Period) -> Iterator[tuple[bytes | None, bytes | None]]:
-        """(summary, day value or None) of each day of the period that may hold figures.
+    def _day_values(self, employee_id: str, period: Period) -> Iterator[bytes]:
+        """The value (`DayState` bytes) of each day of the period that holds figures.
 
-        A month's keys are one range of the store ("emp|2026-11-01", "emp|2026-11-01|sum",
-        "emp|2026-11-02", ...): read in one pass where the store can (RocksDB: one seek),
-        instead of two point reads for each of the month's days, most of which are empty
-        (snapshots and gauges compute a month object for every changed employee).
+        A month's days are one range of the store ("emp|2026-11-01", "emp|2026-11-02", ...;
+        a source's entries sort elsewhere, "emp|#..."): read in one pass where the store
+        can (RocksDB: one seek), instead of a point read for each of the month's days, most
+        of which are empty (snapshots and gauges compute a month object for every changed
+        employee). Days written before 2026-12-01 are read through their summary key.
         """
         kv = scoped(self.kv, employee_id)
         prefix = f"{employee_id}|{period.first.isoformat()[:8]}"  # "emp|2026-11-"
@@ -273,20 +326,24 @@ class EmployeeProjector:
         if found is None:
             for d in period.days():
                 key = day_key(employee_id, d)
-                summary = kv.get(key + SUMMARY_SUFFIX)
-                yield summary, (kv.get(key) if summary is None else None)
+                raw = kv.get(key)
+                if raw is not None and _is_legacy(raw):
+                    raw = _legacy_summary(raw, kv.get(key + SUMMARY_SUFFIX))
+                if raw is not None:
+                    yield raw
             return
         days: dict[str, list[bytes | None]] = {}
         for key, value in found:
             rest = key[len(prefix):]  # "01" or "01|sum", else another key sharing the prefix
             if rest.endswith(SUMMARY_SUFFIX):
-                rest, slot = rest[:-len(SUMMARY_SUFFIX)], 0
+                rest, slot = rest[:-len(SUMMARY_SUFFIX)], 1
             else:
-                slot = 1
+                slot = 0
             if len(rest) == 2 and rest.isascii() and rest.isdigit():
                 days.setdefault(rest, [None, None])[slot] = value
-        for summary, raw in days.values():
-            yield summary, (raw if summary is None else None)
+        for raw, summary in days.values():
+            if raw is not None:
+                yield _legacy_summary(raw, summary) if _is_legacy(raw) else raw
 
     def plan(self, employee_id: str, period: Period) -> Decimal:
         absent = self.roster.absences(employee_id)

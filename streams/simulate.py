@@ -668,6 +668,7 @@ class _Live:
     immediate: deque[Callable[[datetime], Event]] = field(default_factory=deque)
     today: date | None = None
     absent: set[str] = field(default_factory=set)
+    present: list[_Emp] = field(default_factory=list)  # today's seats less the absent
     opened: int = 0
     stalled: int = 0
 
@@ -713,7 +714,7 @@ class _Live:
         if self.immediate:
             return self.immediate.popleft()(t)
         action = _pick(rng, self.MIX)
-        present = [e for e in f.emps if e.id not in self.absent] or f.emps
+        present = self.present
         if action == "call":
             return f.call_event(f.new_call(rng.choice(present)), t)
         if action == "quality":
@@ -740,6 +741,8 @@ class _Live:
         k = round(0.02 * len(f.emps))
         chosen = f.rng.sample(f.emps, k) if len(f.emps) > 1 else []
         self.absent = {e.id for e in chosen}
+        # Once a day, not per event: at 2,000 seats the list was most of the feed's cost.
+        self.present = [e for e in f.emps if e.id not in self.absent] or f.emps
         for e in chosen:
             self.immediate.append(f.later("employee.absent", employee_id=e.id,
                                           date=d.isoformat()))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from projections.pipeline import Pipeline
 from tests import factory as f
 
@@ -265,21 +267,78 @@ def test_unknown_employee_is_none() -> None:
     assert fold(f.order()).employee("e-404", "2026-11") is None
 
 
-def test_day_summaries_answer_as_the_full_day_values_do() -> None:
-    """Month objects read per-day summaries; a store written before summaries existed
-    (day values only) answers the same."""
+def _to_legacy(kv: Any, *, with_summaries: bool) -> None:
+    """Rewrite an employee store as a worker before 2026-12-01 wrote it: every source's
+    contribution inline in its day's value (`{"tot", "tk", "ev"}`), with or without the
+    `|sum` key beside it, and no entries."""
+    days: dict[str, dict[str, Any]] = {}
+    entries = [k for k in kv.keys() if k.endswith("#")]
+    for k in entries:
+        body = k[:-1]
+        head, size = body.rsplit("|", 1)
+        ident = head[len(head) - int(size):]
+        head = head[:len(head) - int(size) - 1]  # "emp|#YYYY-MM-DD|kind"
+        head, kind = head.rsplit("|", 1)
+        emp, day = head[:-12], head[-10:]
+        legacy = days.setdefault(f"{emp}|{day}", {"tk": {}, "ev": {}})
+        if kind == "t":
+            legacy["tk"][ident] = orjson.loads(kv.get(k))
+        else:
+            legacy["ev"][ident] = 0
+        kv.delete(k)
+    assert days, "no entries written"
+    for key, legacy in days.items():
+        tot, _ = orjson.loads(kv.get(key))
+        kv.put(key, orjson.dumps({"tot": tot, **legacy}))
+        if with_summaries:
+            handled = sorted(t for t, (_, c, h) in legacy["tk"].items() if h and c is not None)
+            kv.put(key + "|sum", orjson.dumps([tot, handled]))
+
+
+def test_days_written_before_entries_are_read_and_split_on_write() -> None:
+    """A store whose days hold their sources inline (before 2026-12-01), with or without
+    summary keys, answers as the store written now; events on top of it split the days
+    they touch into entries and end where a fold of everything ends; duplicates of the
+    earlier events still change nothing."""
     from datetime import date
 
     from streams import simulate
 
-    events = list(simulate.historical(employees=3, start=date(2026, 10, 1), days=12, seed=5))
-    p = Pipeline(live=True).apply_all(f.model(e) for e in events)
-    periods = ["2026-10", "2026-10-02", "2026-10-09"]
-    people = p.roster.employees()
-    with_summaries = {(e, q): p.employee(e, q) for e in people for q in periods}
-    summaries = [k for k in p.employees_kv.keys() if k.endswith("|sum")]
-    assert summaries, "no day summary written"
-    for k in summaries:
-        p.employees_kv.delete(k)
-    assert {(e, q): p.employee(e, q) for e in people for q in periods} == with_summaries
-    assert any(v is not None and v["kpi_minutes"] > 0 for v in with_summaries.values())
+    events = [f.model(e) for e in
+              simulate.historical(employees=3, start=date(2026, 10, 1), days=12, seed=5)]
+    cut = len(events) * 2 // 3
+    periods = ["2026-10", "2026-10-02", "2026-10-09", "2026-10-12"]
+    whole = Pipeline(live=True).apply_all(events)
+    people = whole.roster.employees()
+    expected = {(e, q): whole.employee(e, q) for e in people for q in periods}
+    assert any(v is not None and v["kpi_minutes"] > 0 for v in expected.values())
+    for with_summaries in (True, False):
+        p = Pipeline(live=True).apply_all(events[:cut])
+        before = {(e, q): p.employee(e, q) for e in people for q in periods}
+        _to_legacy(p.employees_kv, with_summaries=with_summaries)
+        assert {(e, q): p.employee(e, q) for e in people for q in periods} == before
+        p.apply_all(events[cut:])
+        assert not any(k.endswith("|sum") for k in p.employees_kv.keys()
+                       if k.split("|")[-2:-1] >= ["2026-10-12"])
+        assert {(e, q): p.employee(e, q) for e in people for q in periods} == expected
+        duplicates = p.duplicates
+        p.apply_all(events[:cut])
+        once = {"norm_order.issued", "employee.registered", "employee.absent"}
+        assert p.duplicates - duplicates == sum(e.type not in once for e in events[:cut])
+        assert {(e, q): p.employee(e, q) for e in people for q in periods} == expected
+
+
+def test_a_day_value_does_not_grow_with_its_calls() -> None:
+    """Each call claims its id in an entry of its own: the day's value stays the same
+    size however many calls the day holds, so an event costs the same all day."""
+    calls = [f.call("e-1", f"2026-11-02T{9 + i // 60:02d}:{i % 60:02d}:00+03:00")
+             for i in range(200)]
+    p = fold(f.order(), *calls)
+    assert emp(p, "e-1", "2026-11-02")["calls"]["answered"] == 200
+    sizes = set()
+    q = Pipeline(live=True).apply_all([f.model(f.order())])
+    for c in calls:
+        q.apply(f.model(c))
+        sizes.add(len(q.employees_kv.get("e-1|2026-11-02") or b""))
+    assert max(sizes) - min(sizes) <= 8, sizes  # digits of the growing totals only
+    assert q.employees_kv.get("e-1|2026-11-02") == p.employees_kv.get("e-1|2026-11-02")
