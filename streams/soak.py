@@ -98,6 +98,9 @@ class Sample:
     # p99 delivery lag of the same input records to a plain consumer with Faust's fetch
     # settings: the broker's share of p99_latency_s (None: no records this interval)
     broker_p99_s: float | None = None
+    # events of the interval processed more than 2 s after their record timestamp (the
+    # contract's bound for a snapshot), in percent: exact, 2 s being a bucket bound
+    over_2s_pct: float | None = None
 
 
 @dataclass
@@ -143,6 +146,10 @@ def summarize(samples: list[Sample], warmup_fraction: float = 0.2) -> dict[str, 
     tail_slope = slope_per_hour([(s.t_s, s.rss_mib) for s in tail])
     p99s = [s.p99_latency_s for s in steady if s.p99_latency_s is not None]
     broker = [s.broker_p99_s for s in steady if s.broker_p99_s is not None]
+    over = [s.over_2s_pct for s in steady if s.over_2s_pct is not None]
+    # A latency that grows with the run shows as a slope, as RSS does.
+    p99_slope = slope_per_hour([(s.t_s, s.p99_latency_s) for s in steady
+                                if s.p99_latency_s is not None])
 
     def median(xs: list[float]) -> float | None:
         return round(sorted(xs)[len(xs) // 2], 3) if xs else None
@@ -156,6 +163,9 @@ def summarize(samples: list[Sample], warmup_fraction: float = 0.2) -> dict[str, 
         "lag_messages_max": max(s.lag_messages for s in samples),
         "p99_latency_s_max": round(max(p99s), 3) if p99s else None,
         "p99_latency_s_median": median(p99s),
+        "p99_latency_slope_s_per_hour": _round(p99_slope, 3),
+        "over_2s_pct_mean": _round(mean(over), 3) if over else None,
+        "over_2s_pct_max": max(over) if over else None,
         "broker_p99_s_median": median(broker),
         "broker_p99_s_max": round(max(broker), 3) if broker else None,
         "rss_mib_min": round(min(s.rss_mib for s in samples), 1),
@@ -294,6 +304,7 @@ def run(cfg: SoakConfig, on_sample: Callable[[Sample], None] | None = None) -> S
                     events_per_s=round((n - prev_n) / (now - prev_t), 1),
                     lag_messages=metric_sum(text, LAG),
                     p99_latency_s=_p99(_delta(hist, prev_hist)),
+                    over_2s_pct=_over(_delta(hist, prev_hist), 2.0),
                     rss_mib=round((_proc_status(proc.pid, "VmRSS") or 0) / MIB, 1),
                     cpu_pct=round(100.0 * (cpu - prev_cpu) / (now - prev_t), 1),
                     rocksdb_mib=round(_gauge(text, ROCKSDB_CACHE) / MIB, 1),
@@ -347,12 +358,21 @@ def _p99(buckets: list[tuple[float, float]]) -> float | None:
     return _round(quantile(buckets, 0.99), 3)
 
 
+def _over(buckets: list[tuple[float, float]], bound: float) -> float | None:
+    """Percent of a histogram's observations above `bound` (one of its bucket bounds)."""
+    total = buckets[-1][1] if buckets else 0.0
+    within = dict(buckets).get(bound)
+    if total <= 0 or within is None:
+        return None
+    return round(100.0 * (total - within) / total, 3)
+
+
 def print_sample(s: Sample) -> None:
     p99 = "-" if s.p99_latency_s is None else f"{s.p99_latency_s:.3f}s"
     broker = "-" if s.broker_p99_s is None else f"{s.broker_p99_s:.3f}s"
     _say(f"soak t={s.t_s:7.1f}s sent={s.sent:>8,} processed={s.processed:>8,} "
          f"{s.events_per_s:>7.1f} ev/s lag={s.lag_messages:>6.0f} p99={p99:>7} "
-         f"(broker {broker:>7}) "
+         f"(broker {broker:>7}) >2s={'-' if s.over_2s_pct is None else f'{s.over_2s_pct:.2f}%'} "
          f"rss={s.rss_mib:7.1f} MiB (rocksdb {s.rocksdb_mib:6.1f}) cpu={s.cpu_pct:5.1f}%")
 
 
@@ -372,7 +392,9 @@ def main(cfg: SoakConfig, json_path: Path | None) -> SoakResult:
     print(f"  consumer lag: mean {s['lag_messages_mean']}, max {s['lag_messages_max']:.0f}; "
           f"p99 processing latency median {s['p99_latency_s_median']} s, max "
           f"{s['p99_latency_s_max']} s (the broker's delivery to a plain consumer: median "
-          f"{s['broker_p99_s_median']} s, max {s['broker_p99_s_max']} s)")
+          f"{s['broker_p99_s_median']} s, max {s['broker_p99_s_max']} s); p99 slope "
+          f"{s['p99_latency_slope_s_per_hour']} s/h; over 2 s: mean "
+          f"{s['over_2s_pct_mean']} %, max {s['over_2s_pct_max']} % of an interval")
     print(f"  RSS: {s['rss_mib_min']}-{s['rss_mib_max']} MiB; first half "
           f"{s['rss_mib_first_half']} MiB, second half {s['rss_mib_second_half']} MiB "
           f"({s['rss_growth_pct']:+}%), slope {s['rss_slope_mib_per_hour']} MiB/h, "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.soak import Sample, _gauge, slope_per_hour, summarize
+from streams.soak import Sample, _gauge, _over, slope_per_hour, summarize
 
 
 def _samples(rss: list[float], rocksdb: list[float]) -> list[Sample]:
@@ -53,3 +53,17 @@ def test_latency_is_summarised_beside_the_brokers_own_delivery() -> None:
     out = summarize(samples, warmup_fraction=0.0)
     assert out["p99_latency_s_median"] == 5.5 and out["p99_latency_s_max"] == 9.5
     assert out["broker_p99_s_median"] == 0.3 == out["broker_p99_s_max"]
+    # one second more every 10 s: 360 s an hour
+    assert out["p99_latency_slope_s_per_hour"] == pytest.approx(360.0)
+
+
+def test_share_over_two_seconds_is_read_from_the_bucket_bound() -> None:
+    buckets = [(1.0, 90.0), (2.0, 96.0), (2.5, 99.0), (float("inf"), 100.0)]
+    assert _over(buckets, 2.0) == 4.0
+    assert _over(buckets, 1.5) is None  # not a bound of this histogram: unknown, not 0
+    assert _over([(2.0, 0.0), (float("inf"), 0.0)], 2.0) is None  # nothing observed
+    samples = _samples([100.0] * 4, [50.0] * 4)
+    for s, pct in zip(samples, (0.0, 1.0, 3.0, None), strict=True):
+        s.over_2s_pct = pct
+    out = summarize(samples, warmup_fraction=0.0)
+    assert out["over_2s_pct_mean"] == 1.333 and out["over_2s_pct_max"] == 3.0
