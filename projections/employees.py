@@ -149,6 +149,11 @@ def entry_key(employee_id: str, day: str, kind: str, ident: str) -> str:
     return f"{employee_id}|#{day}|{kind}|{ident}|{len(ident)}#"
 
 
+def is_entry_key(key: str) -> bool:
+    """A source's entry (see `entry_key`): not needed to answer figures."""
+    return key.endswith("#")
+
+
 def split_day_key(key: str) -> tuple[str, str] | None:
     """(employee_id, day) of a day key; None for other keys (markers, summaries, entries)."""
     if key.endswith(SUMMARY_SUFFIX) or "|" not in key:

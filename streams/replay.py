@@ -27,7 +27,12 @@ from typing import Any
 import orjson
 
 from processors.calendar import NormOrder, OrderCatalogue, with_cutoff
-from projections.employees import EmployeeProjector, parse_period, split_day_key
+from projections.employees import (
+    EmployeeProjector,
+    is_entry_key,
+    parse_period,
+    split_day_key,
+)
 from projections.report import ChangeRow, diff, write_report
 from projections.roster import Roster
 from projections.store import MemoryKV
@@ -132,7 +137,10 @@ def generation_figures(settings: Settings, generation: int,
     """Every (employee, day) and (employee, month) object of a generation, from its changelog."""
     kv = MemoryKV()
     for key, value in read_all(settings, changelog_topic(settings, generation, "employees")):
-        if key is None:
+        # Entries (one per call, rating, evaluation and ticket-day) say what each source
+        # contributed; a day's value already sums them, and holding them all here would
+        # cost ~150 bytes per event of history.
+        if key is None or is_entry_key(key.decode()):
             continue
         if value is None:
             kv.delete(key.decode())
