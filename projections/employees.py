@@ -1,12 +1,14 @@
 """Employee projection: additive per-(employee, day) figures in a KV store, and the read side.
 
-A day's value is its running total and the tickets it counts as handled. What each source
-contributed lives beside it, one small key per source (`entry_key`): a ticket's last applied
-replacement (version, counters, handled) for that day, and a mark for each call, rating and
-evaluation applied. Applying a source again replaces its old contribution, so redelivery
-and reordering change nothing, and a late reopen or escalation corrects a past day exactly;
-and since a day's value does not hold its sources, applying an event costs the same at the
-end of a busy day as at its start.
+A day's value is its running total and the tickets it counts as handled (what the read
+side reads). Beside it, the day's *sources* say what each source contributed: a ticket's
+last applied replacement (version, counters, handled) for that day, and the id of each
+call, rating and evaluation applied. Applying a source again replaces its old
+contribution, so redelivery and reordering change nothing, and a late reopen or escalation
+corrects a past day exactly. The first `INLINE_SOURCES` sources of a day are kept in one
+value, written once per batch however many of them the batch adds (a backlog's batch
+touches a day many times); any beyond get a small key each, so a day's values stop growing
+and an event costs the same at the end of a busy day as at its start.
 """
 
 from __future__ import annotations
@@ -84,13 +86,44 @@ class DayState:
         return cls(Counters.from_list(tot), set(ids))
 
 
+# Sources a day keeps inline. A seat's busy day in the simulator's history holds 45-80
+# (calls, ratings, evaluations and tickets): those stay one value, written once a batch.
+# The live soak's seats (a call every 10 s each, all day) pass it within half an hour;
+# beyond it each new source is an entry of its own, so the inline value (~3 KiB at most),
+# rewritten on each live event, does not grow all day.
+INLINE_SOURCES = 64
+
+
+@dataclass(slots=True)
+class DaySources:
+    """A day's inline sources: `{"tk": {ticket_id: [version, counters | None, handled]},
+    "ev": {event_id: 0}}` (dicts: insertion-ordered, so a store's bytes do not depend on
+    string hashing)."""
+
+    tickets: dict[str, list[Any]] = field(default_factory=dict)
+    events: dict[str, Any] = field(default_factory=dict)
+
+    def full(self) -> bool:
+        """New sources go to entries (they may exist only once the inline value is full:
+        it never shrinks)."""
+        return len(self.tickets) + len(self.events) >= INLINE_SOURCES
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps({"tk": self.tickets, "ev": self.events})
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> DaySources:
+        d = orjson.loads(raw)
+        return cls(d["tk"], d["ev"])
+
+
 @dataclass(slots=True)
 class LegacyDay:
     """A day value written before 2026-12-01: the total with every source's contribution
-    inline, `{"tot": [...], "tk": {ticket_id: [version, counters | None, handled]},
-    "ev": {event_id: ...}}`, next to its summary under `day_key + "|sum"`. Such a day grew
-    with every call (its whole value was rewritten on each); the projector splits it into
-    entries the first time it writes the day again, and the read side still reads it."""
+    inline, `{"tot": [...], "tk": {...}, "ev": {...}}`, next to its summary under
+    `day_key + "|sum"`. Such a day grew with every call (its whole value was rewritten on
+    each); the projector splits it into a day value and its sources the first time it
+    writes the day again, and the read side still reads it."""
 
     total: Counters
     tickets: dict[str, list[Any]]
@@ -106,6 +139,15 @@ class LegacyDay:
 
     def summary(self) -> bytes:
         return DayState(self.total, self.handled()).to_bytes()
+
+
+@dataclass(slots=True)
+class _Loaded:
+    """A day being changed by the current batch."""
+
+    state: DayState
+    sources: DaySources
+    sources_key: str
 
 
 def _counts_handled(counters: list[Any] | None, handled: bool) -> bool:
@@ -140,17 +182,24 @@ TICKET_ENTRY = "t"
 _SEEN = b"1"
 
 
+def sources_key(employee_id: str, day: str) -> str:
+    """`emp|#YYYY-MM-DD|s#`: a day's inline sources. Like entries it ends with "#" (no
+    day key, summary or marker does), and reads from the right with fixed lengths."""
+    return f"{employee_id}|#{day}|s#"
+
+
 def entry_key(employee_id: str, day: str, kind: str, ident: str) -> str:
-    """`emp|#YYYY-MM-DD|kind|ident|len(ident)#`: read from the right, every part has a
-    known length, so no two (employee, day, kind, ident) share a key, whatever "|" and
-    "#" the ids hold; and it ends with "#", which no day key (a digit), summary ("sum")
-    or marker ("|") does. The "#" after the employee also keeps entries out of the range
-    a month read scans ("emp|YYYY-MM-")."""
+    """`emp|#YYYY-MM-DD|kind|ident|len(ident)#`: one source beyond the inline ones. Read
+    from the right, every part has a known length, so no two (employee, day, kind, ident)
+    share a key, whatever "|" and "#" the ids hold; the digit before its "#" tells it from
+    a sources key; and it ends with "#", which no day key (a digit), summary ("sum") or
+    marker ("|") does. The "#" after the employee keeps sources out of the range a month
+    read scans ("emp|YYYY-MM-")."""
     return f"{employee_id}|#{day}|{kind}|{ident}|{len(ident)}#"
 
 
 def is_entry_key(key: str) -> bool:
-    """A source's entry (see `entry_key`): not needed to answer figures."""
+    """A day's sources or one of its entries: not needed to answer figures."""
     return key.endswith("#")
 
 
@@ -192,38 +241,37 @@ class EmployeeProjector:
         # every call of the day, so holding today's days for every seat grew the heap
         # all day long, for a decode (orjson) that costs little.
         self._known: set[str] = set()
-        # Days changed in the current batch, decoded, written once at `end_batch()`.
-        self._days: dict[str, DayState] = {}
+        # Days changed in the current batch, decoded, written once at `end_batch()`: the
+        # day values whose figures moved and the days whose inline sources did.
+        self._days: dict[str, _Loaded] = {}
         self._dirty: set[str] = set()
+        self._dirty_sources: set[str] = set()
 
     # -- write side -------------------------------------------------------------------
 
-    def _load(self, employee_id: str, day: str) -> tuple[str, DayState]:
+    def _load(self, employee_id: str, day: str) -> tuple[str, _Loaded]:
         key = day_key(employee_id, day)
-        st = self._days.get(key)
-        if st is not None:
-            return key, st
+        loaded = self._days.get(key)
+        if loaded is not None:
+            return key, loaded
+        skey = sources_key(employee_id, day)
         raw = self.kv.get(key)
-        if raw is None:
-            st = DayState()
-        elif _is_legacy(raw):
-            st = self._split_legacy(employee_id, day, LegacyDay.from_bytes(raw))
+        if raw is not None and _is_legacy(raw):
+            old = LegacyDay.from_bytes(raw)
+            loaded = _Loaded(DayState(old.total, old.handled()),
+                             DaySources(old.tickets, old.events), skey)
+            self.kv.delete(key + SUMMARY_SUFFIX)
             self._dirty.add(key)
+            self._dirty_sources.add(key)
         else:
-            st = DayState.from_bytes(raw)
-        self._days[key] = st
-        return key, st
-
-    def _split_legacy(self, employee_id: str, day: str, old: LegacyDay) -> DayState:
-        """Move a legacy day's inline sources into entries (its value is rewritten, in the
-        current shape, at the end of the batch, and its summary key goes)."""
-        for ticket_id, contribution in old.tickets.items():
-            self.kv.put(entry_key(employee_id, day, TICKET_ENTRY, ticket_id),
-                        orjson.dumps(contribution))
-        for event_id in old.events:
-            self.kv.put(entry_key(employee_id, day, EVENT_ENTRY, event_id), _SEEN)
-        self.kv.delete(day_key(employee_id, day) + SUMMARY_SUFFIX)
-        return DayState(old.total, old.handled())
+            # Read apart from the day value: a source may change nothing a day shows (an
+            # unanswered call), and then only the sources are written.
+            found = self.kv.get(skey)
+            loaded = _Loaded(DayState() if raw is None else DayState.from_bytes(raw),
+                             DaySources() if found is None else DaySources.from_bytes(found),
+                             skey)
+        self._days[key] = loaded
+        return key, loaded
 
     def forget(self) -> None:
         """Drop what describes the store as this process wrote it (after a rebalance:
@@ -231,12 +279,16 @@ class EmployeeProjector:
         self._known.clear()
 
     def end_batch(self) -> None:
-        """Write every day whose total or handled tickets changed since the last call,
-        once (entries are written as they change). The worker calls it before flushing
-        its store and committing."""
+        """Write every day value and inline sources changed since the last call, once
+        (entries beyond the inline ones are written as they come). The worker calls it
+        before flushing its store and committing."""
         for key in self._dirty:
-            self.kv.put(key, self._days[key].to_bytes())
+            self.kv.put(key, self._days[key].state.to_bytes())
+        for key in self._dirty_sources:
+            loaded = self._days[key]
+            self.kv.put(loaded.sources_key, loaded.sources.to_bytes())
         self._dirty.clear()
+        self._dirty_sources.clear()
         self._days.clear()
 
     def _mark_known(self, employee_id: str) -> None:
@@ -255,17 +307,25 @@ class EmployeeProjector:
         touched: list[date] = []
         self._mark_known(employee_id)
         for day, clist, handled in fact["i"]:
-            key, st = self._load(employee_id, day)
-            ekey = entry_key(employee_id, day, TICKET_ENTRY, ticket_id)
-            found = self.kv.get(ekey)
-            old = orjson.loads(found) if found is not None else None
+            key, loaded = self._load(employee_id, day)
+            src, st = loaded.sources, loaded.state
+            old = src.tickets.get(ticket_id)
+            ekey = None
+            if old is None and src.full():
+                ekey = entry_key(employee_id, day, TICKET_ENTRY, ticket_id)
+                found = self.kv.get(ekey)
+                old = orjson.loads(found) if found is not None else None
             if old is not None and old[0] > version:
                 continue  # a newer replacement already landed: this one is stale
-            if old is not None and old[1] == clist and old[2] == handled:
-                if old[0] != version:  # a new version, the same contribution: the day
-                    self.kv.put(ekey, orjson.dumps([version, clist, handled]))  # is as it was
-                continue
-            self.kv.put(ekey, orjson.dumps([version, clist, handled]))
+            same = old is not None and old[1] == clist and old[2] == handled
+            if not (same and old is not None and old[0] == version):
+                if ekey is None:
+                    src.tickets[ticket_id] = [version, clist, handled]
+                    self._dirty_sources.add(key)
+                else:
+                    self.kv.put(ekey, orjson.dumps([version, clist, handled]))
+            if same:
+                continue  # a new version of the same contribution: the day is as it was
             if old is not None and old[1] is not None:
                 st.total = st.total - Counters.from_list(old[1])
             if clist is not None:
@@ -288,13 +348,23 @@ class EmployeeProjector:
             return False, []
         d = self.cat.local_date(ev.occurred_at, ev.occurred_at if self.live else None)
         day = d.isoformat()
-        key, st = self._load(employee_id, day)  # first: a legacy day's ids move to entries
-        ekey = entry_key(employee_id, day, EVENT_ENTRY, str(ev.event_id))
-        if self.kv.get(ekey) is not None:
+        key, loaded = self._load(employee_id, day)
+        src = loaded.sources
+        eid = str(ev.event_id)
+        if eid in src.events:
             return True, []
-        self.kv.put(ekey, _SEEN)
-        st.total = st.total + _event_counters(ev)
-        self._dirty.add(key)
+        if src.full():
+            ekey = entry_key(employee_id, day, EVENT_ENTRY, eid)
+            if self.kv.get(ekey) is not None:
+                return True, []
+            self.kv.put(ekey, _SEEN)
+        else:
+            src.events[eid] = 0
+            self._dirty_sources.add(key)
+        c = _event_counters(ev)
+        if not c.is_zero():
+            loaded.state.total = loaded.state.total + c
+            self._dirty.add(key)
         return False, [d]
 
     # -- read side --------------------------------------------------------------------
