@@ -137,9 +137,9 @@ def generation_figures(settings: Settings, generation: int,
     """Every (employee, day) and (employee, month) object of a generation, from its changelog."""
     kv = MemoryKV()
     for key, value in read_all(settings, changelog_topic(settings, generation, "employees")):
-        # Entries (one per call, rating, evaluation and ticket-day) say what each source
-        # contributed; a day's value already sums them, and holding them all here would
-        # cost ~150 bytes per event of history.
+        # A day's sources (what each call, rating, evaluation and ticket contributed) are
+        # summed in its value already; holding them all here would cost ~50-150 bytes per
+        # event of history.
         if key is None or is_entry_key(key.decode()):
             continue
         if value is None:
