@@ -53,8 +53,14 @@ def test_latency_is_summarised_beside_the_brokers_own_delivery() -> None:
     out = summarize(samples, warmup_fraction=0.0)
     assert out["p99_latency_s_median"] == 5.5 and out["p99_latency_s_max"] == 9.5
     assert out["broker_p99_s_median"] == 0.3 == out["broker_p99_s_max"]
-    # one second more every 10 s: 360 s an hour
+    # one second more every 10 s: 360 s an hour, all of it the worker's
     assert out["p99_latency_slope_s_per_hour"] == pytest.approx(360.0)
+    assert out["p99_less_broker_slope_s_per_hour"] == pytest.approx(360.0)
+    for s in samples:  # now the broker's delivery is what grows, the worker adds 0.2 s
+        s.broker_p99_s = s.p99_latency_s - 0.2
+    out = summarize(samples, warmup_fraction=0.0)
+    assert out["p99_less_broker_slope_s_per_hour"] == pytest.approx(0.0, abs=1e-6)
+    assert out["p99_less_broker_s_mean"] == pytest.approx(0.2)
 
 
 def test_share_over_two_seconds_is_read_from_the_bucket_bound() -> None:
