@@ -7,8 +7,8 @@ call, rating and evaluation applied. Applying a source again replaces its old
 contribution, so redelivery and reordering change nothing, and a late reopen or escalation
 corrects a past day exactly. The first `INLINE_SOURCES` sources of a day are kept in one
 value, written once per batch however many of them the batch adds (a backlog's batch
-touches a day many times); any beyond get a small key each, so a day's values stop growing
-and an event costs the same at the end of a busy day as at its start.
+touches a day many times); any beyond get a small key each, so a day's values, and what
+applying an event to it costs, stop growing once it has that many.
 """
 
 from __future__ import annotations
@@ -237,9 +237,9 @@ class EmployeeProjector:
         self.live = live
         # Employees whose marker this process knows is written (so an event costs no read
         # for it); like the store's other mirrors, dropped on a rebalance (`forget`).
-        # Decoded days are deliberately not kept across batches: a day's value grows with
-        # every call of the day, so holding today's days for every seat grew the heap
-        # all day long, for a decode (orjson) that costs little.
+        # Decoded days are deliberately not kept across batches: today's day of every seat,
+        # each with up to INLINE_SOURCES sources, is a heap that RocksDB's cache already
+        # holds within its budget, for a decode (orjson) that costs little.
         self._known: set[str] = set()
         # Days changed in the current batch, decoded, written once at `end_batch()`: the
         # day values whose figures moved and the days whose inline sources did.
