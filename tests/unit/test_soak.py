@@ -56,8 +56,8 @@ def test_latency_is_summarised_beside_the_brokers_own_delivery() -> None:
     # one second more every 10 s: 360 s an hour, all of it the worker's
     assert out["p99_latency_slope_s_per_hour"] == pytest.approx(360.0)
     assert out["p99_less_broker_slope_s_per_hour"] == pytest.approx(360.0)
-    for s in samples:  # now the broker's delivery is what grows, the worker adds 0.2 s
-        s.broker_p99_s = s.p99_latency_s - 0.2
+    for i, s in enumerate(samples):  # now the broker's delivery is what grows (the
+        s.broker_p99_s = 0.3 + i      # worker's p99 is 0.5 + i: it adds 0.2 s)
     out = summarize(samples, warmup_fraction=0.0)
     assert out["p99_less_broker_slope_s_per_hour"] == pytest.approx(0.0, abs=1e-6)
     assert out["p99_less_broker_s_mean"] == pytest.approx(0.2)
