@@ -136,16 +136,19 @@ def generation_figures(settings: Settings, generation: int,
                        cutoff: datetime | None) -> Figures:
     """Every (employee, day) and (employee, month) object of a generation, from its changelog."""
     kv = MemoryKV()
-    for key, value in read_all(settings, changelog_topic(settings, generation, "employees")):
+    for raw_key, value in read_all(settings, changelog_topic(settings, generation, "employees")):
+        if raw_key is None:
+            continue
+        key = raw_key.decode()
         # A day's sources (what each call, rating, evaluation and ticket contributed) are
         # summed in its value already; holding them all here would cost ~50-150 bytes per
         # event of history.
-        if key is None or is_entry_key(key.decode()):
+        if is_entry_key(key):
             continue
         if value is None:
-            kv.delete(key.decode())
+            kv.delete(key)
         else:
-            kv.put(key.decode(), value)
+            kv.put(key, value)
     cat, roster = reference_state(settings, cutoff)
     proj = EmployeeProjector(kv, cat, roster, live=True)
     periods: dict[str, set[str]] = {}

@@ -306,12 +306,13 @@ def run(cfg: SoakConfig, on_sample: Callable[[Sample], None] | None = None) -> S
                 n = _counted(text)
                 hist = histogram(text, LATENCY)
                 cpu = _cpu_seconds(proc.pid) or prev_cpu
+                interval = _delta(hist, prev_hist)
                 sample = Sample(
                     t_s=round(now - t0, 1), sent=sent[0], processed=n,
                     events_per_s=round((n - prev_n) / (now - prev_t), 1),
                     lag_messages=metric_sum(text, LAG),
-                    p99_latency_s=_p99(_delta(hist, prev_hist)),
-                    over_2s_pct=_over(_delta(hist, prev_hist), 2.0),
+                    p99_latency_s=_p99(interval),
+                    over_2s_pct=_over(interval, 2.0),
                     rss_mib=round((_proc_status(proc.pid, "VmRSS") or 0) / MIB, 1),
                     cpu_pct=round(100.0 * (cpu - prev_cpu) / (now - prev_t), 1),
                     rocksdb_mib=round(_gauge(text, ROCKSDB_CACHE) / MIB, 1),
@@ -377,9 +378,10 @@ def _over(buckets: list[tuple[float, float]], bound: float) -> float | None:
 def print_sample(s: Sample) -> None:
     p99 = "-" if s.p99_latency_s is None else f"{s.p99_latency_s:.3f}s"
     broker = "-" if s.broker_p99_s is None else f"{s.broker_p99_s:.3f}s"
+    over = "-" if s.over_2s_pct is None else f"{s.over_2s_pct:.2f}%"
     _say(f"soak t={s.t_s:7.1f}s sent={s.sent:>8,} processed={s.processed:>8,} "
          f"{s.events_per_s:>7.1f} ev/s lag={s.lag_messages:>6.0f} p99={p99:>7} "
-         f"(broker {broker:>7}) >2s={'-' if s.over_2s_pct is None else f'{s.over_2s_pct:.2f}%'} "
+         f"(broker {broker:>7}) >2s={over} "
          f"rss={s.rss_mib:7.1f} MiB (rocksdb {s.rocksdb_mib:6.1f}) cpu={s.cpu_pct:5.1f}%")
 
 
