@@ -44,6 +44,7 @@ from projections.timers import IndexedKV, TimerIndex
 from schemas.decode import Rejection, dead_letter_value, decode
 from schemas.events import Event, NormOrderIssued
 from schemas.topics import INPUT_TOPICS
+from streams.changelog import DirectSender, DirectTable
 from streams.fastpath import RecordBatch
 from streams.generations import registry_topic
 from streams.memory import trim
@@ -65,9 +66,12 @@ RECONCILE_NOTICE = "kpi.reconcile_orders"
 class TableKV:
     """A Faust table (raw keys and values) behind the projectors' KV interface."""
 
-    def __init__(self, table: Any, partitions: int = 0) -> None:
+    def __init__(self, table: Any, partitions: int = 0,
+                 direct: DirectTable | None = None) -> None:
         self.table = table
         self.partitions = partitions
+        # The agents' write path (streams/changelog.py); None: Faust's table as is.
+        self.direct = direct
 
     def scoped(self, owner: str) -> Any:
         """Reads of keys stored in `owner`'s partition (a ticket's, an employee's keys),
@@ -81,13 +85,21 @@ class TableKV:
         return self if db is None else PartitionReader(db)
 
     def get(self, key: str) -> bytes | None:
+        if self.direct is not None:
+            return _as_bytes(self.direct.get(key.encode()))
         return _as_bytes(self.table.get(key.encode()))
 
     def put(self, key: str, value: bytes) -> None:
-        self.table[key.encode()] = value
+        if self.direct is not None:
+            self.direct.put(key.encode(), value)
+        else:
+            self.table[key.encode()] = value
 
     def delete(self, key: str) -> None:
-        self.table.pop(key.encode(), None)
+        if self.direct is not None:
+            self.direct.put(key.encode(), None)
+        else:
+            self.table.pop(key.encode(), None)
 
 
 def partition_of(key: str, partitions: int) -> int:
@@ -239,7 +251,8 @@ class KpiWorker:
         self.orders_topic = app.topic(s.topic("norm-orders"), **raw)
         self.notices = app.topic(self.notices_name, partitions=s.partitions, **raw)
         self.facts = app.topic(self.facts_name, partitions=s.partitions, **raw)
-        self.snapshots = app.topic(s.topic("kpi-employee"), **raw)
+        self.snapshots_name = s.topic("kpi-employee")
+        self.snapshots = app.topic(self.snapshots_name, **raw)
         self.alerts_out = app.topic(s.topic("sla-alerts"), **raw)
         self.dead_letters = app.topic(s.topic("dead-letters"), **raw)
         # bytes keys and values select Faust's raw codec for the store and the changelog, so
@@ -253,12 +266,20 @@ class KpiWorker:
                                          **table_opts)
         self.timers_table = app.Table("alert-timers", options=self._rocksdb_options(),
                                       **table_opts)
-        self.ticket_kv = BatchKV(TableKV(self.tickets_table))
+        # Agents write their tables and hot outputs through aiokafka directly (see
+        # streams/changelog.py); each batch publishes its changelog records before it
+        # returns, so before its offsets can be committed.
+        self.sender = DirectSender(app)
+        self.direct_tables = [DirectTable(t, self.sender) for t in
+                              (self.tickets_table, self.timers_table, self.employees_table)]
+        tickets_w, timers_w, employees_w = self.direct_tables
+        self.ticket_kv = BatchKV(TableKV(self.tickets_table, direct=tickets_w))
         # The alert timer scans this parsed mirror of the table, kept current by the
         # projector's writes and rebuilt after a rebalance (projections/timers.py).
         self.timer_index = TimerIndex()
-        self.timers_kv = BatchKV(IndexedKV(TableKV(self.timers_table), self.timer_index))
-        self.employee_kv = BatchKV(TableKV(self.employees_table))
+        self.timers_kv = BatchKV(IndexedKV(TableKV(self.timers_table, direct=timers_w),
+                                           self.timer_index))
+        self.employee_kv = BatchKV(TableKV(self.employees_table, direct=employees_w))
         self.ticket_proj = TicketProjector(self.ticket_kv, self.cat, live=self.live,
                                            alerts=s.alerts, timers=self.timers_kv)
         # ticket_id -> "target:kind" alerts this process has sent or found sent
@@ -423,6 +444,7 @@ class KpiWorker:
         self.ticket_proj.end_batch()
         self.ticket_kv.flush()
         self.timers_kv.flush()
+        await self._publish_tables()
         seen.flush(self.metrics, time.time())
 
     async def _emit(self, out: TicketOutput, facts: FactBundles) -> None:
@@ -431,7 +453,7 @@ class KpiWorker:
             if full is not None:
                 await self._send_facts(full)
         for ticket_id, notice in out.notices:
-            await self.notices.send(key=ticket_id.encode(), value=notice)
+            await self.sender.send(self.notices_name, ticket_id.encode(), notice)
         for priority, outcome, fr_s, res_s in out.outcomes:
             self.metrics.sla_tickets.labels(priority, outcome).inc()
             self.metrics.first_response_seconds.labels(priority).observe(float(fr_s))
@@ -439,7 +461,12 @@ class KpiWorker:
 
     async def _send_facts(self, bundles: list[tuple[int, bytes]]) -> None:
         for partition, value in bundles:
-            await self.facts.send(key=None, value=value, partition=partition)
+            await self.sender.send(self.facts_name, None, value, partition)
+
+    async def _publish_tables(self) -> None:
+        """Changelog records of the batch's table writes, sent before it is acknowledged."""
+        for table in self.direct_tables:
+            await table.publish()
 
     async def _request_reconcile(self) -> None:
         """Wake each owned tickets partition whose store may lag the known orders.
@@ -533,6 +560,7 @@ class KpiWorker:
                     dirty.add((emp, d.isoformat()[:7]))
         self.employee_proj.end_batch()
         self.employee_kv.flush()
+        await self._publish_tables()
         seen.flush(self.metrics, time.time())
         self._seen_employees |= changed
         self._gauge_dirty |= changed
@@ -794,7 +822,7 @@ class KpiWorker:
             obj = self.employee_reader.employee(emp, parse_period(period), gen)
             snap = {"type": "kpi.employee_snapshot", "event_id": _snapshot_id(),
                     "emitted_at": self.clock().isoformat(), **obj}
-            await self.snapshots.send(key=emp.encode(), value=orjson.dumps(snap))
+            await self.sender.send(self.snapshots_name, emp.encode(), orjson.dumps(snap))
             self.metrics.snapshots.inc()
 
     async def _refresh_gauges(self) -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
@@ -263,6 +263,14 @@ class BatchProducer(_aiokafka.Producer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.buffer.max_messages = self.buffer_messages
+        # Awaited before Faust's own flush, which it awaits before every commit: records
+        # queued outside Faust's buffer (streams/changelog.py) reach aiokafka first.
+        self.before_flush: list[Callable[[], Awaitable[None]]] = []
+
+    async def flush(self) -> None:
+        for hook in self.before_flush:
+            await hook()
+        await super().flush()
 
 
 class Transport(_aiokafka.Transport):
