@@ -16,6 +16,7 @@ from streams import simulate
 from streams.admin import create_topics
 from streams.broker import EmbeddedBroker
 from streams.produce import produce_file
+from streams.settings import Settings
 from tests.integration.workers import WorkerProc, settings_for, unique_prefix, wait_for
 
 pytestmark = pytest.mark.integration
@@ -93,3 +94,51 @@ def test_simulated_month_api_equals_pure_fold(broker: EmbeddedBroker, tmp_path: 
             raise AssertionError("\n".join(last[:5])) from None
     finally:
         w.stop()
+    # The state a restarted or another worker would recover is exactly what this one held.
+    _assert_changelogs_equal_stores(s, tmp_path / "state")
+
+
+def _changelog(s: Settings, topic: str) -> dict[int, tuple[dict[bytes, bytes | None], int]]:
+    """Per partition: the last value of each key (None: deleted) and the last offset."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    from streams.admin import fetched_end_offsets
+
+    c = KafkaConsumer(bootstrap_servers=s.bootstrap_list, enable_auto_commit=False)
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(c.partitions_for_topic(topic) or ())]
+        end = fetched_end_offsets(c, tps)
+        c.seek_to_beginning(*tps)
+        out: dict[int, tuple[dict[bytes, bytes | None], int]] = {
+            tp.partition: ({}, -1) for tp in tps}
+        while any(c.position(tp) < end[tp] for tp in tps):
+            for tp, records in c.poll(timeout_ms=2000).items():
+                values, _ = out[tp.partition]
+                for r in records:
+                    values[r.key] = r.value
+                    out[tp.partition] = (values, r.offset)
+        return out
+    finally:
+        c.close()
+
+
+def _assert_changelogs_equal_stores(s: Settings, data_dir: Path) -> None:
+    from rocksdict import AccessType, Options, Rdict
+
+    offset_key = b"__faust\x00offset__"
+    for table in ("tickets", "employees", "alert-timers"):
+        log = _changelog(s, f"{s.topic_prefix}{s.app_id}-{table}-changelog")
+        assert any(values for values, _ in log.values()), table
+        for partition, (values, last_offset) in log.items():
+            path = data_dir / "v1" / "tables" / f"{table}-{partition}.db"
+            db = Rdict(str(path), Options(raw_mode=True), access_type=AccessType.read_only())
+            try:
+                stored = {bytes(k): bytes(v) for k, v in db.items() if bytes(k) != offset_key}
+                persisted = db.get(offset_key)
+            finally:
+                db.close()
+            logged = {k: v for k, v in values.items() if v is not None}
+            assert stored == logged, f"{table}-{partition}: store and changelog differ"
+            # Recovery reads the changelog after this offset: it must be the last record's.
+            assert persisted is not None and int(bytes(persisted)) == last_offset, (
+                f"{table}-{partition}: persisted {persisted!r}, last changelog {last_offset}")
