@@ -170,6 +170,9 @@ class ReplayResult:
     rows: list[ChangeRow]
     csv_path: Path
     json_path: Path
+    # From the replay worker's first output (its first batch processed) until caught up:
+    # the rate of a long replay, without the worker's start and group join.
+    processing_seconds: float | None = None
 
     @property
     def rate(self) -> float:
@@ -212,6 +215,7 @@ def replay(settings: Settings, report_dir: Path, *, timeout_s: float = 3600.0,
     try:
         done = 0
         stable = 0
+        first_output: float | None = None
         deadline = time.monotonic() + timeout_s
         while True:
             if proc.poll() is not None:
@@ -224,12 +228,15 @@ def replay(settings: Settings, report_dir: Path, *, timeout_s: float = 3600.0,
                 on_progress(done, total)
             inputs_done = all(committed.get(tp, 0) >= end for tp, end in target.items() if end)
             internal_end = end_offsets(settings, internal)
+            if first_output is None and any(internal_end.values()):
+                first_output = time.monotonic()  # its first batch wrote facts
             drained = all(committed.get(tp, 0) >= end for tp, end in internal_end.items() if end)
             stable = stable + 1 if inputs_done and drained else 0
             if stable >= 2:  # drained twice in a row: no fact still in flight
                 break
-            time.sleep(1.0)
-        seconds = time.monotonic() - started
+            time.sleep(0.25)
+        caught_up = time.monotonic()
+        seconds = caught_up - started
         g.state, g.caught_up_at, g.events = "caught_up", gens.now_iso(), total
         gens.write(settings, generation=g)
     except BaseException:
@@ -248,7 +255,8 @@ def replay(settings: Settings, report_dir: Path, *, timeout_s: float = 3600.0,
     previous.state = "retired"
     gens.write(settings, generation=previous)
     _publish_changed(settings, after, rows, new)
-    return ReplayResult(old, new, total, seconds, rows, csv_path, json_path)
+    processing = caught_up - first_output if first_output is not None else None
+    return ReplayResult(old, new, total, seconds, rows, csv_path, json_path, processing)
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

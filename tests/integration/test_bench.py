@@ -84,6 +84,9 @@ def test_bench_figures_and_counts(broker: EmbeddedBroker, tmp_path: Path) -> Non
     assert rep["generation"] == 2
     assert rep["events"] == rep["processed"] == N + live["events"]
     _number(rep, "events_per_s")
+    _number(rep, "whole_run_events_per_s")
+    # Measured from its first output, so within its whole run (start and join included).
+    assert 0 < rep["seconds"] <= rep["whole_run_s"]
 
     ratios = r["ratios"]
     for key in ("ours_over_naive", "ours_over_pass_through", "ours_over_plain_consumer",
