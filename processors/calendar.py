@@ -286,3 +286,8 @@ def timedelta_us(td: timedelta) -> int:
 def epoch_us(t: datetime) -> int:
     """Microseconds since the epoch of an aware instant, exactly."""
     return timedelta_us(t - _EPOCH)
+
+
+def from_epoch_us(us: int) -> datetime:
+    """The aware UTC instant `us` microseconds after the epoch (inverse of `epoch_us`)."""
+    return _EPOCH + timedelta(microseconds=us)

@@ -15,6 +15,7 @@ Topology (keys, or the partition's key, in brackets):
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import signal
@@ -29,7 +30,7 @@ import orjson
 from faust.types import TP
 from kafka.partitioner.default import murmur2
 
-from processors.calendar import NormOrder, OrderCatalogue, epoch_us, with_cutoff
+from processors.calendar import NormOrder, OrderCatalogue, epoch_us, from_epoch_us, with_cutoff
 from projections.employees import EmployeeProjector, Period, parse_period
 from projections.roster import Roster
 from projections.store import BatchKV, rocks_prefix_items
@@ -143,6 +144,13 @@ def _set_or_remove(gauge: Any, labels: tuple[str, ...], value: float | None) -> 
         pass
 
 
+@functools.lru_cache(maxsize=65_536)
+def _ticket_partition(ticket_id: str, partitions: int) -> int:
+    """A ticket's partition (its key's), memoised: the alert timer asks every half second
+    for the open tickets of partitions catching up, and murmur2 is Python code."""
+    return partition_of(ticket_id, partitions)
+
+
 def _snapshot_id() -> str:
     return str(uuid.uuid4())
 
@@ -235,6 +243,7 @@ class KpiWorker:
             producer_linger=s.producer_linger_ms / 1000,
             producer_max_batch_size=s.producer_batch_kb * 1024,
             consumer_max_fetch_size=s.fetch_max_kb * 1024,
+            broker_max_poll_records=s.max_poll_records,
             stream_wait_empty=False,
             table_standby_replicas=s.standby_replicas,
             logging_config=None,
@@ -243,6 +252,7 @@ class KpiWorker:
         app = self.app
         raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
         self.ticket_topic_names = [s.topic(t) for t in TICKET_INPUTS]
+        self._ticket_inputs = frozenset(self.ticket_topic_names)
         self.notices_name = s.internal_topic("ticket-notices")
         self.facts_name = s.internal_topic("employee-facts")
         self.employee_topic_names = [s.topic(t) for t in EMPLOYEE_INPUTS]
@@ -284,6 +294,11 @@ class KpiWorker:
                                            alerts=s.alerts, timers=self.timers_kv)
         # ticket_id -> "target:kind" alerts this process has sent or found sent
         self._alerted: dict[str, set[str]] = {}
+        # Per ticket input partition: the next offset this process has read, and per
+        # partition number the latest `occurred_at` (µs) of a ticket event processed: the
+        # alert timer's clock for a partition still catching up (see _alert_clocks).
+        self._ticket_read: dict[TP, int] = {}
+        self._ticket_frontier: dict[int, int] = {}
         self._reconciled: dict[int, int] = {}  # partition -> catalogue revision
         self._reconcile_requested: dict[int, int] = {}
         self.employee_proj = EmployeeProjector(self.employee_kv, self.cat,
@@ -420,6 +435,7 @@ class KpiWorker:
     async def _ticket_batch(self, records: list[Any]) -> None:
         seen = BatchObservations()
         facts = FactBundles(self.settings.partitions)
+        frontier = -1
         if records:
             await self._reconcile_orders(records[0].partition, facts)
         for msg in records:
@@ -433,6 +449,7 @@ class KpiWorker:
                 if ev is None:
                     continue
                 out = self.ticket_proj.apply_event(ev)
+                frontier = max(frontier, epoch_us(ev.occurred_at))
                 topic = self._topic_name(msg.topic)
                 if out.duplicate:
                     self.metrics.duplicates.labels(topic).inc()
@@ -446,6 +463,11 @@ class KpiWorker:
         self.timers_kv.flush()
         await self._publish_tables()
         seen.flush(self.metrics, time.time())
+        if records and records[0].topic != self.notices_name:
+            last = records[-1]
+            self._ticket_read[TP(last.topic, last.partition)] = last.offset + 1
+            if frontier > self._ticket_frontier.get(last.partition, -1):
+                self._ticket_frontier[last.partition] = frontier
 
     async def _emit(self, out: TicketOutput, facts: FactBundles) -> None:
         for emp, fact in out.facts:
@@ -692,6 +714,9 @@ class KpiWorker:
         self.ticket_proj.forget()
         self.employee_proj.forget()
         self.timer_index.invalidate()
+        # Read positions of partitions that may have moved: from Faust's committed
+        # offsets again (a stale one would hold a partition "behind" for good).
+        self._ticket_read.clear()
 
     async def _trim_heap(self) -> None:
         trim()
@@ -767,12 +792,20 @@ class KpiWorker:
                           for k, v in list(self.timers_table.items()))
         now = self.clock()
         now_us = epoch_us(now)
+        clocks = self._alert_clocks(now_us)
+        parts = self.settings.partitions
         breached: dict[str, int] = dict.fromkeys(("P1", "P2", "P3", "P4"), 0)
         due: list[tuple[str, list[str]]] = []
         for ticket_id, timer in index.items():
             reached = timer.reached(now_us)
             if not reached:
                 continue
+            if clocks:
+                behind = clocks.get(_ticket_partition(ticket_id, parts))
+                if behind is not None:
+                    reached = timer.reached(behind)
+                    if not reached:
+                        continue
             if any(r.endswith(":breached") for r in reached):
                 breached[timer.priority] = breached.get(timer.priority, 0) + 1
             handled = self._alerted.get(ticket_id, ())
@@ -786,7 +819,9 @@ class KpiWorker:
             del self._alerted[ticket_id]
         for ticket_id, reached in due:
             handled = self._alerted.setdefault(ticket_id, set())
-            for alert in self.ticket_reader.due_alerts(ticket_id, now):
+            behind = clocks.get(_ticket_partition(ticket_id, parts)) if clocks else None
+            at = now if behind is None else from_epoch_us(behind)
+            for alert in self.ticket_reader.due_alerts(ticket_id, at):
                 ident = f"{alert['target']}:{alert['type'][4:]}"
                 if ident in handled:
                     continue
@@ -800,6 +835,41 @@ class KpiWorker:
             # Thresholds reached but owing nothing were sent before (a restart, or the
             # notice still on its way): do not re-fold the ticket for them every tick.
             handled.update(reached)
+
+    def _alert_clocks(self, now_us: int) -> dict[int, int]:
+        """The alert clock of each ticket partition still catching up (µs); absent: now.
+
+        A threshold is owed only if the ticket was still open at that moment. A partition
+        whose records are not all processed (a backlog: a restart after downtime, a
+        large import) may hold a resolution of that ticket further on: alerting at the
+        wall clock would page operations about tickets closed weeks ago. Such a
+        partition's clock is the latest `occurred_at` it has processed, so its alerts
+        come as its events reach their moments, and once every record fetched is
+        processed it is the wall clock again: nothing owed is missed, only deferred
+        until the worker knows.
+        """
+        consumer = self.app.consumer
+        clocks: dict[int, int] = {}
+        try:
+            assignment = consumer.assignment()
+        except Exception:  # during a rebalance the assignment may move under us
+            return clocks
+        inputs = self._ticket_inputs
+        committed = cast(Any, consumer)._committed_offset  # Faust's own record
+        for tp in assignment:
+            if tp.topic not in inputs:
+                continue
+            hw = consumer.highwater(tp)
+            pos = self._ticket_read.get(tp)
+            if pos is None:
+                pos = committed.get(tp)
+            if hw is not None and pos is not None and pos >= hw:
+                continue  # everything fetched so far is processed
+            if hw == 0:
+                continue  # an empty partition
+            p = tp.partition
+            clocks[p] = min(now_us, self._ticket_frontier.get(p, -1), clocks.get(p, now_us))
+        return clocks
 
     def today(self) -> str:
         now = self.clock()

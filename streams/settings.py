@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     # write (and changelog) less. Live batches are small whatever the limit.
     fetch_max_kb: int = Field(1024, ge=64, le=65536,
                               description="consumer fetch per partition, KiB")
+    # Records one poll brings over all partitions (None: as many as the fetches hold): a
+    # bound on a batch, so on how long an agent holds the event loop in a backlog.
+    max_poll_records: int | None = Field(None, ge=1, le=1_000_000,
+                                         description="records per poll, all partitions")
     standby_replicas: int = Field(0, ge=0, le=8,
                                   description="warm standby copies of each table partition")
     broker_probe_interval: float = Field(2.0, gt=0, description="broker liveness probe, s")

@@ -137,3 +137,66 @@ def test_thresholds_reached_while_the_worker_was_down_alert_after_its_restart(
                       priority="P1") == 1.0
     finally:
         w.stop()
+
+
+# An hour to first response, two to resolution: a backlog's tickets are hours old.
+HOURS = {"P1": {"first_response_minutes": 60, "resolution_minutes": 120,
+                "business_hours": False}}
+
+
+def test_a_backlog_alerts_only_tickets_open_at_their_moments(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    """A worker catching up a backlog (here, tickets of half a day ago produced before it
+    starts) alerts a ticket only if it was still open at the threshold's moment: one
+    resolved in time, further on in the backlog, owes nothing even though the wall clock
+    passed its thresholds long ago; one never resolved owes all four, sent once the
+    worker has caught up."""
+    prefix = _topics_with_order(broker, HOURS)
+    t0 = datetime.now(UTC) - timedelta(hours=12)  # the order is in force from a day ago
+
+    def at(minutes: float) -> str:
+        return (t0 + timedelta(minutes=minutes)).isoformat()
+
+    feed = [f.opened("t-owed", at(0), "e-1", priority="P1"),
+            f.opened("t-late", at(0), "e-1", priority="P1")]
+    # Thousands of other tickets, each answered and resolved within a minute, between
+    # t-late's opening and its answer: many fetched batches and alert timer ticks apart.
+    n = 6_000
+    for i in range(n):
+        m = 10 * i / n
+        feed += [f.opened(f"t-{i}", at(m), "e-2", priority="P1"),
+                 f.first_response(f"t-{i}", at(m + 0.2), "e-2"),
+                 f.resolved(f"t-{i}", at(m + 0.5), "e-2")]
+    feed += [f.first_response("t-late", at(10), "e-1"), f.resolved("t-late", at(30), "e-1")]
+    produce(broker, prefix, feed)
+    w = WorkerProc(broker, prefix, tmp_path / "state", log_path=tmp_path / "worker.log",
+                   extra_env={"KPI_MAX_POLL_RECORDS": "200"})
+    w.start()
+    try:
+        consumer = KafkaConsumer(prefix + "sla-alerts", bootstrap_servers=broker.bootstrap,
+                                 auto_offset_reset="earliest", consumer_timeout_ms=1000)
+        alerts: dict[str, dict] = {}
+
+        def owed_sent() -> bool:
+            for msg in consumer:
+                a = json.loads(msg.value)
+                alerts[a["event_id"]] = a
+            return sum(a["ticket_id"] == "t-owed" for a in alerts.values()) >= 4
+
+        def late_met() -> bool:
+            # The two tickets may be on different partitions, caught up at different times.
+            return w.get("/tickets/t-late").body["sla"]["resolution"]["state"] == "met"
+
+        wait_for(lambda: owed_sent() and late_met(), timeout=180,
+                 what="t-owed's 4 alerts, t-late resolved in time")
+        time.sleep(2)  # a tick of the alert timer more, for anything else it would send
+        owed_sent()
+        consumer.close()
+        assert sorted((a["ticket_id"], a["target"], a["type"]) for a in alerts.values()) == [
+            ("t-owed", "first_response", "sla.breached"),
+            ("t-owed", "first_response", "sla.warning"),
+            ("t-owed", "resolution", "sla.breached"),
+            ("t-owed", "resolution", "sla.warning")]
+    finally:
+        w.stop()
