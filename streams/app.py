@@ -244,6 +244,7 @@ class KpiWorker:
             producer_max_batch_size=s.producer_batch_kb * 1024,
             consumer_max_fetch_size=s.fetch_max_kb * 1024,
             broker_max_poll_records=s.max_poll_records,
+            broker_commit_interval=s.commit_interval,
             stream_wait_empty=False,
             table_standby_replicas=s.standby_replicas,
             logging_config=None,
