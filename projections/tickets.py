@@ -9,7 +9,7 @@ the employee side can apply it idempotently and in any order.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -129,13 +129,13 @@ class TicketProjector:
         # active tickets of a large centre; with none the pure fold is ~30 % slower. The
         # worker drops them all on a rebalance, as state may come back from a changelog
         # as another worker left it.
-        self._cursors: dict[str, Folder] = {}
+        self._cursors: OrderedDict[str, Folder] = OrderedDict()
         self.cursor_limit = cursor_limit
         # The decoded states of the same recently written tickets, so that the next event
         # of a ticket does not decode what this process encoded a batch ago. Each is
         # exactly what `end_batch` last wrote (or what a batch is changing now: a failed
         # batch stops the process), and it is dropped with the cursors on a rebalance.
-        self._warm: dict[str, TicketState] = {}
+        self._warm: OrderedDict[str, TicketState] = OrderedDict()
 
     def load(self, ticket_id: str) -> TicketState | None:
         if ticket_id in self._states:

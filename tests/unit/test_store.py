@@ -92,3 +92,17 @@ def test_a_month_read_in_one_pass_equals_the_month_read_day_by_day() -> None:
         assert scanned == by_gets.employee(emp, month, 1)
         assert scanned["tickets_handled"] >= 1
     assert p.employees.employee("e|1", month, 1)["resolved"] == 4
+
+
+def test_lru_put_keeps_the_most_recently_put_within_its_limit() -> None:
+    from collections import OrderedDict
+
+    from projections.store import lru_put
+
+    cache: OrderedDict[str, int] = OrderedDict()
+    for i in range(5):
+        lru_put(cache, f"k{i}", i, limit=3)
+    assert list(cache.items()) == [("k2", 2), ("k3", 3), ("k4", 4)]
+    lru_put(cache, "k2", 20, limit=3)  # put again: now the most recent, new value
+    lru_put(cache, "k5", 5, limit=3)   # drops the least recently put: k3
+    assert list(cache.items()) == [("k4", 4), ("k2", 20), ("k5", 5)]
