@@ -251,6 +251,8 @@ class KpiWorker:
             loghandlers=[],
         )
         app = self.app
+        # Read by the fast path's consumer thread (streams/fastpath.py).
+        cast(Any, app).kpi_fetch_max_wait_ms = s.fetch_max_wait_ms
         raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
         self.ticket_topic_names = [s.topic(t) for t in TICKET_INPUTS]
         self._ticket_inputs = frozenset(self.ticket_topic_names)

@@ -226,7 +226,25 @@ async def verified_end_offsets(consumer: Any, partitions: list[Any],
 
 
 class VerifiedHighwaterThread(_aiokafka.AIOKafkaConsumerThread):
-    """Faust's consumer thread with fetch-verified highwaters (see verified_end_offsets)."""
+    """Faust's consumer thread with fetch-verified highwaters (see verified_end_offsets),
+    and a fetch wait of our choosing.
+
+    Faust fixes `fetch_max_wait_ms` at 1,500. A broker that answers a long poll only when
+    it expires rather than when records arrive (Tansu does, for a partition empty when
+    the fetch came) then delivers a record up to 1.5 s late: the facts a ticket batch
+    publishes reach the employee agent a fetch later, and a live event waits for the
+    partition's poll to expire. Apache Kafka answers as soon as records arrive, so there
+    a shorter wait only means more empty polls of an idle worker (a few a second).
+    """
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        # KPI_FETCH_MAX_WAIT_MS, set on the app by streams.app.KpiWorker.
+        wait = getattr(self.app, "kpi_fetch_max_wait_ms", None)
+        if wait is not None:
+            # Read by AIOKafkaConsumer.start() when it builds its fetcher.
+            consumer._fetch_max_wait_ms = wait
+        return consumer
 
     async def _highwaters(self, partitions: list[TP]) -> Any:
         consumer = self._ensure_consumer()

@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     # write (and changelog) less. Live batches are small whatever the limit.
     fetch_max_kb: int = Field(1024, ge=64, le=65536,
                               description="consumer fetch per partition, KiB")
+    # How long a fetch may wait at the broker for records (Faust fixes 1,500 ms): a broker
+    # that answers only when the wait expires delays every record by up to this much.
+    fetch_max_wait_ms: int = Field(200, ge=10, le=10_000,
+                                   description="consumer fetch wait, ms")
     # How often processed offsets are committed (Faust's default is 2.8 s): what a crash
     # makes the worker process again, and how soon a caught-up worker is seen caught up
     # (its lag is measured from committed offsets). A commit is a producer flush and one
