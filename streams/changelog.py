@@ -5,11 +5,11 @@ A Faust table write (`table[key] = value`) goes through the table's `on_key_set`
 its delivery callback writes the partition's persisted offset into RocksDB, once per
 record. Measured in the worker on a backlog, that path was ~30-40 µs a changelog record,
 and the persisted-offset writes alone 2 % of the process. A batch writes hundreds of keys
-at once, so here each write goes to the partition's RocksDB and its changelog record
-straight into aiokafka's accumulator (the same producer, so Faust's `producer.flush()`
-before every commit still waits for them), and the persisted offset is written once a
-batch, from the last record's acknowledgement (records of one partition are acknowledged
-in order).
+at once, so here each write goes to the partition's RocksDB and its changelog record to
+a task feeding aiokafka's accumulator (the same producer; its flush, which Faust awaits
+before every commit, first waits for that task's queue), and the persisted offset is
+written once a batch, from the last record's acknowledgement (records of one partition
+are acknowledged in order).
 
 Guarantees are Faust's, and one stronger: the store, the changelog topic and partition,
 the raw key and value bytes, and the persisted offset are what Faust's own path writes
