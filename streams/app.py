@@ -798,32 +798,32 @@ class KpiWorker:
         clocks = self._alert_clocks(now_us)
         parts = self.settings.partitions
         breached: dict[str, int] = dict.fromkeys(("P1", "P2", "P3", "P4"), 0)
-        due: list[tuple[str, list[str]]] = []
+        due: list[tuple[str, list[str], datetime]] = []
         for ticket_id, timer in index.items():
             reached = timer.reached(now_us)
             if not reached:
                 continue
+            at = now
             if clocks:
                 behind = clocks.get(_ticket_partition(ticket_id, parts))
                 if behind is not None:
                     reached = timer.reached(behind)
                     if not reached:
                         continue
+                    at = from_epoch_us(behind)
             if any(r.endswith(":breached") for r in reached):
                 breached[timer.priority] = breached.get(timer.priority, 0) + 1
             handled = self._alerted.get(ticket_id, ())
             if any(r not in handled for r in reached):
-                due.append((ticket_id, reached))
+                due.append((ticket_id, reached, at))
         for priority, n in breached.items():
             self.metrics.sla_open_breached.labels(priority).set(n)
         # What this process has handled is only kept for tickets still timed: bounded by
         # the open tickets, not by history.
         for ticket_id in [t for t in self._alerted if t not in index]:
             del self._alerted[ticket_id]
-        for ticket_id, reached in due:
+        for ticket_id, reached, at in due:
             handled = self._alerted.setdefault(ticket_id, set())
-            behind = clocks.get(_ticket_partition(ticket_id, parts)) if clocks else None
-            at = now if behind is None else from_epoch_us(behind)
             for alert in self.ticket_reader.due_alerts(ticket_id, at):
                 ident = f"{alert['target']}:{alert['type'][4:]}"
                 if ident in handled:
