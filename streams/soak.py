@@ -101,6 +101,11 @@ class Sample:
     # events of the interval processed more than 2 s after their record timestamp (the
     # contract's bound for a snapshot), in percent: exact, 2 s being a bucket bound
     over_2s_pct: float | None = None
+    # CPU of the embedded broker's process (None with --brokers) and of this process (the
+    # feed and the probe), one core = 100 %: on a 2-core machine the three share the cores,
+    # so a latency that moves is read beside who was using them
+    broker_cpu_pct: float | None = None
+    harness_cpu_pct: float | None = None
 
 
 @dataclass
@@ -187,7 +192,17 @@ def summarize(samples: list[Sample], warmup_fraction: float = 0.2) -> dict[str, 
         "rocksdb_mib_max": round(max(s.rocksdb_mib for s in samples), 1),
         "rss_less_rocksdb_slope_mib_per_hour": round(other, 2) if other is not None else None,
         "cpu_pct_mean": round(mean([s.cpu_pct for s in steady]), 1),
+        # the broker's CPU in the first and second half: a broker that works harder as
+        # its in-memory log grows shows here
+        "broker_cpu_pct_first_half": _mean_or_none([s.broker_cpu_pct for s in first]),
+        "broker_cpu_pct_second_half": _mean_or_none([s.broker_cpu_pct for s in second]),
+        "harness_cpu_pct_mean": _mean_or_none([s.harness_cpu_pct for s in steady]),
     }
+
+
+def _mean_or_none(xs: list[float | None]) -> float | None:
+    known = [x for x in xs if x is not None]
+    return round(sum(known) / len(known), 1) if known else None
 
 
 def _say(msg: str) -> None:
@@ -288,6 +303,9 @@ def run(cfg: SoakConfig, on_sample: Callable[[Sample], None] | None = None) -> S
         feeder.start()
         prev_t, prev_n = t0, 0
         prev_cpu = _cpu_seconds(proc.pid) or 0.0
+        broker_pid = broker.process.pid if broker is not None and broker.process else None
+        prev_broker_cpu = _cpu_seconds(broker_pid) if broker_pid else None
+        prev_own_cpu = time.process_time()
         prev_hist: list[tuple[float, float]] = []
         end = t0 + cfg.minutes * 60
         writer = None
@@ -306,7 +324,10 @@ def run(cfg: SoakConfig, on_sample: Callable[[Sample], None] | None = None) -> S
                 n = _counted(text)
                 hist = histogram(text, LATENCY)
                 cpu = _cpu_seconds(proc.pid) or prev_cpu
+                broker_cpu = _cpu_seconds(broker_pid) if broker_pid else None
+                own_cpu = time.process_time()
                 interval = _delta(hist, prev_hist)
+                span = now - prev_t
                 sample = Sample(
                     t_s=round(now - t0, 1), sent=sent[0], processed=n,
                     events_per_s=round((n - prev_n) / (now - prev_t), 1),
@@ -319,8 +340,13 @@ def run(cfg: SoakConfig, on_sample: Callable[[Sample], None] | None = None) -> S
                     memtables_mib=round(_gauge(text, ROCKSDB_MEMTABLES) / MIB, 1),
                     table_readers_mib=round(_gauge(text, ROCKSDB_TABLE_READERS) / MIB, 1),
                     broker_p99_s=_round(_exact(probe.lags[probed:], 0.99), 3),
+                    broker_cpu_pct=(round(100.0 * (broker_cpu - prev_broker_cpu) / span, 1)
+                                    if broker_cpu is not None and prev_broker_cpu is not None
+                                    else None),
+                    harness_cpu_pct=round(100.0 * (own_cpu - prev_own_cpu) / span, 1),
                 )
                 prev_t, prev_n, prev_cpu, prev_hist = now, n, cpu, hist
+                prev_broker_cpu, prev_own_cpu = broker_cpu, own_cpu
                 probed = len(probe.lags)
                 result.samples.append(sample)
                 if csv_file is not None:
@@ -382,7 +408,8 @@ def print_sample(s: Sample) -> None:
     _say(f"soak t={s.t_s:7.1f}s sent={s.sent:>8,} processed={s.processed:>8,} "
          f"{s.events_per_s:>7.1f} ev/s lag={s.lag_messages:>6.0f} p99={p99:>7} "
          f"(broker {broker:>7}) >2s={over} "
-         f"rss={s.rss_mib:7.1f} MiB (rocksdb {s.rocksdb_mib:6.1f}) cpu={s.cpu_pct:5.1f}%")
+         f"rss={s.rss_mib:7.1f} MiB (rocksdb {s.rocksdb_mib:6.1f}) cpu={s.cpu_pct:5.1f}%"
+         + ("" if s.broker_cpu_pct is None else f" broker cpu={s.broker_cpu_pct:5.1f}%"))
 
 
 def _interrupted(signum: int, frame: object) -> None:

@@ -73,3 +73,17 @@ def test_share_over_two_seconds_is_read_from_the_bucket_bound() -> None:
         s.over_2s_pct = pct
     out = summarize(samples, warmup_fraction=0.0)
     assert out["over_2s_pct_mean"] == 1.333 and out["over_2s_pct_max"] == 3.0
+
+
+def test_broker_cpu_is_compared_between_halves() -> None:
+    samples = _samples([100.0] * 40, [10.0] * 40)
+    for i, s in enumerate(samples):
+        s.broker_cpu_pct = 10.0 + i  # a broker working harder as its log grows
+        s.harness_cpu_pct = 5.0
+    s = summarize(samples)
+    # steady state is the last 32 samples (warm-up 20 %): 18..33 then 34..49
+    assert s["broker_cpu_pct_first_half"] == pytest.approx(25.5)
+    assert s["broker_cpu_pct_second_half"] == pytest.approx(41.5)
+    assert s["harness_cpu_pct_mean"] == 5.0
+    # with --brokers there is no broker process to read
+    assert summarize(_samples([100.0] * 4, [10.0] * 4))["broker_cpu_pct_first_half"] is None
