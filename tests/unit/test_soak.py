@@ -77,9 +77,9 @@ def test_share_over_two_seconds_is_read_from_the_bucket_bound() -> None:
 
 def test_broker_cpu_is_compared_between_halves() -> None:
     samples = _samples([100.0] * 40, [10.0] * 40)
-    for i, s in enumerate(samples):
-        s.broker_cpu_pct = 10.0 + i  # a broker working harder as its log grows
-        s.harness_cpu_pct = 5.0
+    for i, sample in enumerate(samples):
+        sample.broker_cpu_pct = 10.0 + i  # a broker working harder as its log grows
+        sample.harness_cpu_pct = 5.0
     s = summarize(samples)
     # steady state is the last 32 samples (warm-up 20 %): 18..33 then 34..49
     assert s["broker_cpu_pct_first_half"] == pytest.approx(25.5)
