@@ -229,12 +229,11 @@ class VerifiedHighwaterThread(_aiokafka.AIOKafkaConsumerThread):
     """Faust's consumer thread with fetch-verified highwaters (see verified_end_offsets),
     and a fetch wait of our choosing.
 
-    Faust fixes `fetch_max_wait_ms` at 1,500. A broker that answers a long poll only when
-    it expires rather than when records arrive (Tansu does, for a partition empty when
-    the fetch came) then delivers a record up to 1.5 s late: the facts a ticket batch
-    publishes reach the employee agent a fetch later, and a live event waits for the
-    partition's poll to expire. Apache Kafka answers as soon as records arrive, so there
-    a shorter wait only means more empty polls of an idle worker (a few a second).
+    Faust fixes `fetch_max_wait_ms` at 1,500; KPI_FETCH_MAX_WAIT_MS keeps that default
+    and lets a deployment choose. A broker that answers a long poll only when it expires
+    rather than when records arrive (Tansu does, for a partition empty when the fetch
+    came) delivers a record up to the wait late; a shorter wait sends it more fetches,
+    each costing the embedded broker in proportion to its stored batches (settings.py).
     """
 
     def _create_worker_consumer(self, transport: Any) -> Any:
