@@ -330,12 +330,12 @@ def run(cfg: SoakConfig, on_sample: Callable[[Sample], None] | None = None) -> S
                 span = now - prev_t
                 sample = Sample(
                     t_s=round(now - t0, 1), sent=sent[0], processed=n,
-                    events_per_s=round((n - prev_n) / (now - prev_t), 1),
+                    events_per_s=round((n - prev_n) / span, 1),
                     lag_messages=metric_sum(text, LAG),
                     p99_latency_s=_p99(interval),
                     over_2s_pct=_over(interval, 2.0),
                     rss_mib=round((_proc_status(proc.pid, "VmRSS") or 0) / MIB, 1),
-                    cpu_pct=round(100.0 * (cpu - prev_cpu) / (now - prev_t), 1),
+                    cpu_pct=round(100.0 * (cpu - prev_cpu) / span, 1),
                     rocksdb_mib=round(_gauge(text, ROCKSDB_CACHE) / MIB, 1),
                     memtables_mib=round(_gauge(text, ROCKSDB_MEMTABLES) / MIB, 1),
                     table_readers_mib=round(_gauge(text, ROCKSDB_TABLE_READERS) / MIB, 1),
