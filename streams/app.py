@@ -46,7 +46,7 @@ from schemas.decode import Rejection, dead_letter_value, decode
 from schemas.events import Event, NormOrderIssued
 from schemas.topics import INPUT_TOPICS
 from streams.changelog import DirectSender, DirectTable
-from streams.fastpath import RecordBatch
+from streams.fastpath import RecordBatch, fetch_wait_for
 from streams.generations import registry_topic
 from streams.memory import trim
 from streams.metrics import BatchObservations, Metrics
@@ -251,8 +251,11 @@ class KpiWorker:
             loghandlers=[],
         )
         app = self.app
-        # Read by the fast path's consumer thread (streams/fastpath.py).
-        cast(Any, app).kpi_fetch_max_wait_ms = s.fetch_max_wait_ms
+        # Read by the fast path's consumer thread (streams/fastpath.py). A worker starts
+        # as if behind (it may be, after downtime); the first lag it measures, within a
+        # broker probe interval, sets the wait it runs with (_pace_fetches).
+        self._fetch_wait = s.backlog_fetch_max_wait_ms
+        cast(Any, app).kpi_fetch_max_wait_ms = self._fetch_wait
         raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
         self.ticket_topic_names = [s.topic(t) for t in TICKET_INPUTS]
         self._ticket_inputs = frozenset(self.ticket_topic_names)
@@ -748,6 +751,25 @@ class KpiWorker:
             return
         for topic, value in lag.items():
             self.metrics.consumer_lag.labels(topic).set(value)
+        self._pace_fetches(sum(lag.values()))
+
+    def _pace_fetches(self, lag: int) -> None:
+        """The consumer's fetch wait for this lag (settings.py: fetch_max_wait_ms, live,
+        and backlog_fetch_max_wait_ms, behind). aiokafka reads its fetcher's wait for each
+        request it builds; the fetcher lives in Faust's consumer thread, and an int
+        assigned from here is seen there on its next request."""
+        s = self.settings
+        wait = fetch_wait_for(lag, s.fetch_max_wait_ms, s.backlog_fetch_max_wait_ms,
+                              s.backlog_messages)
+        if wait == self._fetch_wait:
+            return
+        consumer = getattr(cast(Any, self.app.consumer)._thread, "_consumer", None)
+        fetcher = getattr(consumer, "_fetcher", None)
+        if fetcher is None:
+            return  # not started, or between rebalances: the next probe tries again
+        fetcher._fetch_max_wait_ms = wait
+        self._fetch_wait = wait
+        log.info("consumer lag %d messages: fetch wait %d ms", lag, wait)
 
     def _apply_global(self, full_topic: str, key: bytes | None, value: bytes | None) -> None:
         if full_topic == self.registry_name:

@@ -225,6 +225,12 @@ async def verified_end_offsets(consumer: Any, partitions: list[Any],
     return ends
 
 
+def fetch_wait_for(lag: int, live_ms: int, backlog_ms: int, backlog_messages: int) -> int:
+    """The fetch wait for a worker whose inputs lag `lag` messages behind their highwaters:
+    the backlog's while it is further behind than `backlog_messages`, else the live one."""
+    return backlog_ms if lag > backlog_messages else live_ms
+
+
 class VerifiedHighwaterThread(_aiokafka.AIOKafkaConsumerThread):
     """Faust's consumer thread with fetch-verified highwaters (see verified_end_offsets),
     and a fetch wait of our choosing.
