@@ -254,8 +254,7 @@ class KpiWorker:
         # Read by the fast path's consumer thread (streams/fastpath.py). A worker starts
         # as if behind (it may be, after downtime); the first lag it measures, within a
         # broker probe interval, sets the wait it runs with (_pace_fetches).
-        self._fetch_wait = s.backlog_fetch_max_wait_ms
-        cast(Any, app).kpi_fetch_max_wait_ms = self._fetch_wait
+        cast(Any, app).kpi_fetch_max_wait_ms = s.backlog_fetch_max_wait_ms
         raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
         self.ticket_topic_names = [s.topic(t) for t in TICKET_INPUTS]
         self._ticket_inputs = frozenset(self.ticket_topic_names)
@@ -761,14 +760,14 @@ class KpiWorker:
         s = self.settings
         wait = fetch_wait_for(lag, s.fetch_max_wait_ms, s.backlog_fetch_max_wait_ms,
                               s.backlog_messages)
-        if wait == self._fetch_wait:
-            return
+        # Also what a consumer Faust builds again (after a fatal error) starts with.
+        cast(Any, self.app).kpi_fetch_max_wait_ms = wait
         consumer = getattr(cast(Any, self.app.consumer)._thread, "_consumer", None)
         fetcher = getattr(consumer, "_fetcher", None)
-        if fetcher is None:
-            return  # not started, or between rebalances: the next probe tries again
+        # The fetcher's own value, not one remembered here: a rebuilt consumer has its own.
+        if fetcher is None or fetcher._fetch_max_wait_ms == wait:
+            return  # not started yet (the next probe tries again), or already so
         fetcher._fetch_max_wait_ms = wait
-        self._fetch_wait = wait
         log.info("consumer lag %d messages: fetch wait %d ms", lag, wait)
 
     def _apply_global(self, full_topic: str, key: bytes | None, value: bytes | None) -> None:
