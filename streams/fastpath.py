@@ -235,11 +235,13 @@ class VerifiedHighwaterThread(_aiokafka.AIOKafkaConsumerThread):
     """Faust's consumer thread with fetch-verified highwaters (see verified_end_offsets),
     and a fetch wait of our choosing.
 
-    Faust fixes `fetch_max_wait_ms` at 1,500; KPI_FETCH_MAX_WAIT_MS keeps that default
-    and lets a deployment choose. A broker that answers a long poll only when it expires
-    rather than when records arrive (Tansu does, for a partition empty when the fetch
-    came) delivers a record up to the wait late; a shorter wait sends it more fetches,
-    each costing the embedded broker in proportion to its stored batches (settings.py).
+    Faust fixes `fetch_max_wait_ms` at 1,500. This thread's consumer starts with the
+    backlog wait and the worker then sets it from its lag (KpiWorker._pace_fetches):
+    Faust's 1,500 ms once caught up, 200 ms while behind (settings.py). A broker that
+    answers a long poll only when it expires rather than when records arrive (Tansu
+    does, for a partition empty when the fetch came) delivers a record up to the wait
+    late; a shorter wait sends it more fetches, each costing the embedded broker in
+    proportion to its stored batches (settings.py).
     """
 
     def _create_worker_consumer(self, transport: Any) -> Any:
