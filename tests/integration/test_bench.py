@@ -80,6 +80,12 @@ def test_bench_figures_and_counts(broker: EmbeddedBroker, tmp_path: Path) -> Non
         assert live[key] is not None and live[key] >= 0, key
     assert live["p50_s"] <= live["p99_s"]
 
+    # A new worker on the stopped one's state serves the same figures (or the bench fails).
+    restart = ours["restart"]
+    assert restart["employees_compared"] >= 1
+    assert 0 < restart["serving_s"] <= restart["same_figures_s"]
+    assert "warm restart on the same state" in proc.stdout
+
     rep = r["replay"]
     assert rep["generation"] == 2
     assert rep["events"] == rep["processed"] == N + live["events"]
