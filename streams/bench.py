@@ -582,12 +582,19 @@ def _scrape(base: str, names: tuple[str, ...] = ()) -> str | None:
     """The worker's /metrics, or only the series `names` (a poll should not make a worker
     with thousands of employees encode all their gauges several times a second)."""
     query = "?" + "&".join(f"name[]={n}" for n in names) if names else ""
+    status, body = _get(base + "/metrics" + query)
+    return body.decode() if status == 200 else None
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    """(HTTP status, body) of a GET; status 0 when the worker does not answer."""
     try:
-        with urllib.request.urlopen(base + "/metrics" + query, timeout=5) as resp:
-            text: str = resp.read().decode()
-            return text
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, b""
     except (OSError, urllib.error.URLError):
-        return None
+        return 0, b""
 
 
 def metric_sum(text: str, name: str) -> float:
@@ -729,25 +736,14 @@ def ours(run: _Run) -> dict[str, Any]:
             "live": live, "restart": restart}
 
 
-def _get_json(url: str) -> tuple[int, Any]:
-    """(HTTP status, parsed body); status 0 when the worker does not answer."""
-    try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, None
-    except (OSError, urllib.error.URLError, ValueError):
-        return 0, None
-
-
 def _figures(base: str, employees: list[str]) -> dict[str, Any]:
     """The history month's figures of each employee (None: not answered)."""
     month = HISTORY_START.isoformat()[:7]
     out: dict[str, Any] = {}
     for emp in employees:
-        status, body = _get_json(f"{base}/kpi/employees/{urllib.parse.quote(emp, safe='')}"
-                                 f"?month={month}")
-        out[emp] = body if status == 200 else None
+        status, body = _get(f"{base}/kpi/employees/{urllib.parse.quote(emp, safe='')}"
+                            f"?month={month}")
+        out[emp] = json.loads(body) if status == 200 else None
     return out
 
 
@@ -772,7 +768,7 @@ def warm_restart(run: _Run, before: dict[str, Any]) -> dict[str, Any]:
                 what = "not serving" if serving is None else f"the figures of {differ} differ"
                 raise BenchError(f"restart: {what} after {elapsed:.0f}s (log: {log_path})")
             if serving is None:
-                status, _ = _get_json(base + "/health")
+                status, _ = _get(base + "/health")
                 if status == 200:
                     serving = elapsed
             if serving is not None:
