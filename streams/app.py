@@ -21,7 +21,7 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from datetime import UTC, date, datetime
 from typing import Any, cast
 
@@ -126,6 +126,11 @@ class PartitionReader:
 
     def delete(self, key: str) -> None:
         raise TypeError("a partition reader is read-only")
+
+
+def queued_records(events: Iterable[Any]) -> int:
+    """The Kafka records that queued agent events stand for (a batch counts its records)."""
+    return sum(len(e.value.records) if isinstance(e.value, RecordBatch) else 1 for e in events)
 
 
 def _as_bytes(value: Any) -> Any:
@@ -261,9 +266,19 @@ class KpiWorker:
         self.notices_name = s.internal_topic("ticket-notices")
         self.facts_name = s.internal_topic("employee-facts")
         self.employee_topic_names = [s.topic(t) for t in EMPLOYEE_INPUTS]
+        # The agents' inputs: on the fast path each queued message is a fetched chunk, so
+        # the queue is bounded in chunks (settings.buffer_batches); the consumer stops
+        # fetching a partition while its agent's queue is near full, which bounds what a
+        # backlog holds in memory at (agents x chunks x fetch size).
         self.ticket_topics = app.topic(*self.ticket_topic_names, self.notices_name, **raw)
         self.employee_topics = app.topic(*self.employee_topic_names, self.facts_name, **raw)
         self.orders_topic = app.topic(s.topic("norm-orders"), **raw)
+        if s.fast_path:
+            # `app.topic(maxsize=...)` accepts the argument but does not pass it on to the
+            # Topic (faust-streaming 0.11), so it is set on the description itself; every
+            # clone (the agent's channel and its queue) copies it.
+            for topic in (self.ticket_topics, self.employee_topics, self.orders_topic):
+                topic.maxsize = s.buffer_batches
         self.notices = app.topic(self.notices_name, partitions=s.partitions, **raw)
         self.facts = app.topic(self.facts_name, partitions=s.partitions, **raw)
         self.snapshots_name = s.topic("kpi-employee")
@@ -410,9 +425,21 @@ class KpiWorker:
             return value.records
         return [event.message]
 
+    async def _events(self, stream: faust.StreamT, agent: str) -> AsyncIterator[faust.EventT]:
+        """The agent's events, exporting how many fetched records wait behind each one
+        (kpi_agent_buffered_records: the read-ahead the consumer holds in memory)."""
+        queue = cast(Any, stream.channel).queue
+        gauge = self.metrics.buffered_records.labels(agent)
+        fast = self.settings.fast_path
+        async for event in stream.events():
+            # asyncio.Queue keeps its items in a deque: at most buffer_batches of them on
+            # the fast path; on Faust's path every item is one record.
+            gauge.set(queued_records(queue._queue) if fast else queue.qsize())
+            yield event
+
     async def _ticket_agent(self, stream: faust.StreamT) -> None:
         await self.loaded.wait()
-        async for event in stream.events():
+        async for event in self._events(stream, "tickets"):
             await self._guarded(self._ticket_batch, self._records(event))
 
     async def _guarded(self, handler: Callable[[list[Any]], Awaitable[None]],
@@ -550,7 +577,7 @@ class KpiWorker:
 
     async def _employee_agent(self, stream: faust.StreamT) -> None:
         await self.loaded.wait()
-        async for event in stream.events():
+        async for event in self._events(stream, "employees"):
             await self._guarded(self._employee_batch, self._records(event))
 
     async def _employee_batch(self, records: list[Any]) -> None:
@@ -596,7 +623,7 @@ class KpiWorker:
     async def _orders_agent(self, stream: faust.StreamT) -> None:
         """Validate and count norm orders once per group; every worker reads them in full."""
         seen_ids: set[str] = set()
-        async for event in stream.events():
+        async for event in self._events(stream, "norm-orders"):
             seen = BatchObservations()
             for msg in self._records(event):
                 ev = await self._decode(msg)

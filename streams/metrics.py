@@ -79,6 +79,13 @@ class Metrics:
             "kpi_consumer_lag_messages", "Messages not yet consumed, per input topic",
             ["topic"], registry=r,
         )
+        # Records fetched and queued for an agent, not yet processed: the read-ahead a
+        # backlog holds in memory, bounded by KPI_BUFFER_BATCHES chunks per agent.
+        self.buffered_records = Gauge(
+            "kpi_agent_buffered_records",
+            "Records fetched and waiting in an agent's queue, per agent", ["agent"],
+            registry=r,
+        )
         # The process's RocksDB memory against its budget (streams/store.py): the block
         # cache fills up to the budget as state grows, then stays there; a soak reads it
         # to tell that from a leak.

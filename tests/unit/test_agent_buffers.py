@@ -1,0 +1,37 @@
+"""The agents' queues are bounded in fetched chunks on the fast path.
+
+Faust's default (stream_buffer_maxsize, 4,096 messages) suits one record a message; on the
+fast path a message is a chunk of thousands of records, and a backlog's read-ahead grew to
+GiBs. `app.topic(maxsize=...)` silently drops the argument, so this checks the queues the
+agents actually read.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from streams.app import KpiWorker, queued_records
+from streams.fastpath import RecordBatch
+from streams.settings import Settings
+
+
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_agent_queues_bound(tmp_path: Path, fast_path: bool) -> None:
+    w = KpiWorker(Settings(brokers="127.0.0.1:1", data_dir=tmp_path, fast_path=fast_path,
+                           buffer_batches=5))
+    agents = w.app.agents
+    assert set(agents) == {"tickets", "employees", "norm-orders"}
+    want = 5 if fast_path else w.app.conf.stream_buffer_maxsize
+    for agent in agents.values():
+        assert agent.channel_iterator.queue.maxsize == want
+
+
+def test_queued_records_counts_batch_records() -> None:
+    events = [SimpleNamespace(value=RecordBatch([object()] * 300)),
+              SimpleNamespace(value=b"one record"),
+              SimpleNamespace(value=RecordBatch([object()] * 2))]
+    assert queued_records(events) == 303
+    assert queued_records([]) == 0
