@@ -275,7 +275,7 @@ class KpiWorker:
         self.orders_topic = app.topic(s.topic("norm-orders"), **raw)
         if s.fast_path:
             # `app.topic(maxsize=...)` accepts the argument but does not pass it on to the
-            # Topic (faust-streaming 0.11), so it is set on the description itself; every
+            # Topic (faust-streaming 0.15.3), so it is set on the description itself; every
             # clone (the agent's channel and its queue) copies it.
             for topic in (self.ticket_topics, self.employee_topics, self.orders_topic):
                 topic.maxsize = s.buffer_batches
