@@ -267,13 +267,13 @@ class KpiWorker:
         self.facts_name = s.internal_topic("employee-facts")
         self.employee_topic_names = [s.topic(t) for t in EMPLOYEE_INPUTS]
         # The agents' inputs: on the fast path each queued message is a fetched chunk, so
-        # the queue is bounded in chunks (settings.buffer_batches); the consumer stops
-        # fetching a partition while its agent's queue is near full, which bounds what a
-        # backlog holds in memory at (agents x chunks x fetch size).
+        # settings.buffer_batches bounds the queue in chunks; the consumer stops fetching a
+        # partition while its agent's queue is near full, which bounds what a backlog
+        # holds in memory at (agents x chunks x fetch size).
         self.ticket_topics = app.topic(*self.ticket_topic_names, self.notices_name, **raw)
         self.employee_topics = app.topic(*self.employee_topic_names, self.facts_name, **raw)
         self.orders_topic = app.topic(s.topic("norm-orders"), **raw)
-        if s.fast_path:
+        if s.fast_path and s.buffer_batches is not None:
             # `app.topic(maxsize=...)` accepts the argument but does not pass it on to the
             # Topic (faust-streaming 0.15.3), so it is set on the description itself; every
             # clone (the agent's channel and its queue) copies it.

@@ -1,4 +1,4 @@
-"""The agents' queues are bounded in fetched chunks on the fast path.
+"""KPI_BUFFER_BATCHES bounds the agents' queues in fetched chunks on the fast path.
 
 Faust's default (stream_buffer_maxsize, 4,096 messages) suits one record a message; on the
 fast path a message is a chunk of thousands of records, and a backlog's read-ahead grew to
@@ -18,13 +18,13 @@ from streams.fastpath import RecordBatch
 from streams.settings import Settings
 
 
-@pytest.mark.parametrize("fast_path", [True, False])
-def test_agent_queues_bound(tmp_path: Path, fast_path: bool) -> None:
+@pytest.mark.parametrize(("fast_path", "batches"), [(True, 5), (False, 5), (True, None)])
+def test_agent_queues_bound(tmp_path: Path, fast_path: bool, batches: int | None) -> None:
     w = KpiWorker(Settings(brokers="127.0.0.1:1", data_dir=tmp_path, fast_path=fast_path,
-                           buffer_batches=5))
+                           buffer_batches=batches))
     agents = w.app.agents
     assert set(agents) == {"tickets", "employees", "norm-orders"}
-    want = 5 if fast_path else w.app.conf.stream_buffer_maxsize
+    want = batches if fast_path and batches else w.app.conf.stream_buffer_maxsize
     for agent in agents.values():
         assert agent.channel_iterator.queue.maxsize == want
 
