@@ -432,8 +432,9 @@ class KpiWorker:
         gauge = self.metrics.buffered_records.labels(agent)
         fast = self.settings.fast_path
         async for event in stream.events():
-            # asyncio.Queue keeps its items in a deque: at most buffer_batches of them on
-            # the fast path; on Faust's path every item is one record.
+            # asyncio.Queue keeps its items in a deque: on the fast path up to
+            # buffer_batches chunks (Faust's 4,096 when unset), summed once per batch, not
+            # per record; on Faust's path every item is one record.
             gauge.set(queued_records(queue._queue) if fast else queue.qsize())
             yield event
 
