@@ -20,8 +20,9 @@ own `kafka://` transport with the same agents (each event is then a batch of one
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
@@ -38,16 +39,117 @@ class RecordBatch:
     """Consecutive records of one topic-partition, delivered to an agent as one event."""
 
     records: list[Any]
+    # ReadPositions.fetch_started() when the fetch that returned these records began.
+    fetched_at: int = 0
+
+
+class Verdict(enum.Enum):
+    """What the drain loop does with a fetched chunk of an input partition."""
+
+    DELIVER = "deliver"  # the records from the partition's next offset on
+    SKIP = "skip"  # every record was delivered already (a seek replayed it)
+    SEEK = "seek"  # a hole before the chunk: read again from the next offset
+    DROP = "drop"  # fetched before the partition's latest seek, or before any seek
+
+
+class ReadPositions:
+    """The next offset each input partition must deliver, and which chunks may deliver it.
+
+    Faust's `_read_offset` means two things: the last offset delivered (after a
+    delivery) and the next offset to read (after `perform_seek` or `seek`); its own drain
+    loop tolerates that by accepting records *at* the read offset again. A chunk-at-a-time
+    drain cannot: after a rebalance, the read offset was the committed one C (not read
+    yet), a chunk fetched before the seek arrived starting past C + 1, and seeking back to
+    "read offset + 1" skipped record C, whose offset the next commit then covered: lost
+    (the one failover failure seen with the agents' queue bound, where rebalances find
+    fetched chunks waiting far more often). Here the next offset is one number with one
+    meaning, set by seeks and advanced only by a completed hand-off.
+
+    Chunks fetched before a seek of their partition completed are dropped, not judged,
+    and the partition is sought again to its next offset (by the drain loop, or, for
+    chunks dropped while `perform_seek` runs, by `perform_seek` once it knows the offsets):
+    a chunk fetched after the consumer thread moved but before the seek was recorded
+    here holds records nobody delivered, and without a new seek the fetcher would go on
+    after them (seen: a worker that took partitions over stalled until new records came).
+    A hole that remains (a fetch after the seek starts past the next
+    offset: aborted transactions, compaction, retention) is confirmed by seeking back
+    once and seeing the same chunk start again; only then is it accepted.
+    """
+
+    __slots__ = ("_dropped", "_epoch", "_hole", "_next", "_sought_at", "seeking")
+
+    def __init__(self) -> None:
+        self._next: dict[Any, int] = {}
+        self._sought_at: dict[Any, int] = {}
+        self._hole: dict[Any, tuple[int, int]] = {}
+        self._dropped: set[Any] = set()
+        # perform_seek calls in progress: chunks dropped meanwhile are sought at their end.
+        self.seeking = 0
+        # Bumped when a seek starts and when it completes; a fetch remembers it when it
+        # starts, so "the fetch started before the partition's seek completed" is a compare.
+        self._epoch = 0
+
+    def fetch_started(self) -> int:
+        return self._epoch
+
+    def seek_started(self) -> None:
+        self._epoch += 1
+
+    def sought(self, tp: Any, offset: int) -> None:
+        """A seek of `tp` to `offset` completed: the next record delivered must be `offset`."""
+        self._epoch += 1
+        self._sought_at[tp] = self._epoch
+        self._next[tp] = offset
+
+    def forget(self, tps: Iterable[Any]) -> None:
+        """Partitions revoked: unknown until the next assignment seeks them."""
+        for tp in tps:
+            self._next.pop(tp, None)
+            self._sought_at.pop(tp, None)
+            self._hole.pop(tp, None)
+
+    def dropped(self, tp: Any) -> None:
+        """A chunk of `tp` was dropped while its position was being sought."""
+        self._dropped.add(tp)
+
+    def take_dropped(self) -> list[Any]:
+        """Partitions with chunks dropped during a `perform_seek`, to seek once more."""
+        out = list(self._dropped)
+        self._dropped.clear()
+        return out
+
+    def next_offset(self, tp: Any) -> int | None:
+        return self._next.get(tp)
+
+    def delivered(self, tp: Any, last: int) -> None:
+        """The agent's queue took a chunk ending at `last`."""
+        self._next[tp] = last + 1
+        self._hole.pop(tp, None)
+
+    def judge(self, tp: Any, first: int, last: int, fetch_epoch: int) -> Verdict:
+        if self._sought_at.get(tp, 0) > fetch_epoch:
+            return Verdict.DROP
+        nxt = self._next.get(tp)
+        if nxt is None:
+            return Verdict.DROP
+        if last < nxt:
+            return Verdict.SKIP
+        if first <= nxt:
+            return Verdict.DELIVER
+        if self._hole.get(tp) == (nxt, first):
+            return Verdict.DELIVER  # the same hole after seeking back: a real one
+        self._hole[tp] = (nxt, first)
+        return Verdict.SEEK
 
 
 class BatchingConsumer(_aiokafka.Consumer):
     """The aiokafka consumer, delivering one message per fetched topic-partition chunk."""
 
-    _kpi_holes: set[tuple[TP, int]]
+    _kpi_positions: ReadPositions
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self._kpi_holes = set()
+        self._kpi_positions = ReadPositions()
 
     async def perform_seek(self) -> None:
         """Faust's seek to committed offsets, plus the partitions aiokafka leaves alone.
@@ -60,15 +162,44 @@ class BatchingConsumer(_aiokafka.Consumer):
         back to its beginning, which is what `auto_offset_reset=earliest` means, and
         re-reading is harmless: the state is idempotent.
         """
+        positions = self._kpi_positions
+        positions.seek_started()
+        positions.seeking += 1
+        try:
+            committed = await self.seek_to_committed()
+            unset = [tp for tp, off in committed.items() if off is None or off <= 0]
+            earliest: dict[Any, int] = {}
+            if unset:
+                await cast(Any, self)._thread.seek_to_beginning(*unset)
+                try:
+                    earliest = dict(await self.earliest_offsets(*unset))
+                except Exception as exc:  # 0 then: a log starting later is a hole, confirmed
+                    log.warning("could not read the earliest offsets of %s: %r", unset, exc)
+            for tp, off in committed.items():
+                start = off if off is not None and off > 0 else earliest.get(tp) or 0
+                positions.sought(ensure_TP(tp), start)
+            for tp in positions.take_dropped():
+                # Fetched while this seek ran, perhaps after the consumer thread moved:
+                # the fetcher went on after records nobody delivered.
+                nxt = positions.next_offset(tp)
+                if nxt is not None:
+                    await self.seek(tp, nxt)
+        finally:
+            positions.seeking -= 1
         read_offset = self._read_offset
-        committed = await self.seek_to_committed()
-        unset = [tp for tp, off in committed.items() if off is None or off <= 0]
-        if unset:
-            await cast(Any, self)._thread.seek_to_beginning(*unset)
         read_offset.update({tp: off if off is not None and off > 0 else None
                             for tp, off in committed.items()})
         self._committed_offset.update({ensure_TP(tp): off if off else None
                                        for tp, off in committed.items() if off is not None})
+
+    async def seek(self, partition: TP, offset: int) -> None:
+        self._kpi_positions.seek_started()
+        await super().seek(partition, offset)
+        self._kpi_positions.sought(ensure_TP(partition), offset)
+
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        self._kpi_positions.forget(revoked)
+        await super().on_partitions_revoked(revoked)
 
     def _new_consumer_thread(self) -> Any:
         return VerifiedHighwaterThread(self, loop=self.loop, beacon=self.beacon)
@@ -82,6 +213,7 @@ class BatchingConsumer(_aiokafka.Consumer):
         # offset past records not processed yet, which would then be skipped as
         # "already delivered" while their offsets got committed: lost events.
         generation_id = self.app.consumer_generation_id
+        fetched_at = self._kpi_positions.fetch_started()
         records, active_partitions = await self._wait_next_records(timeout)
         if records is None or self.should_stop:
             return
@@ -114,7 +246,7 @@ class BatchingConsumer(_aiokafka.Consumer):
                 continue
             messages = [to_message(tp, r) for r in chunk]
             batch = to_message(tp, chunk[-1])
-            batch.value = RecordBatch(messages)  # type: ignore[assignment]
+            batch.value = RecordBatch(messages, fetched_at)  # type: ignore[assignment]
             batch.key = None
             yield tp, batch
 
@@ -131,6 +263,7 @@ class BatchingConsumer(_aiokafka.Consumer):
         consumer_should_stop = cast(Service, self)._stopped.is_set
         fetcher_should_stop = cast(Service, fetcher)._stopped.is_set
         read_offset = self._read_offset
+        positions = self._kpi_positions
         acks_enabled_for = self.app.topics.acks_enabled_for
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
@@ -145,33 +278,52 @@ class BatchingConsumer(_aiokafka.Consumer):
                             await self.wait_first(callback(batch), self.suspend_flow.wait())
                             read_offset[tp] = batch.offset
                         continue
-                    records = batch.value.records
+                    value = batch.value
+                    records = value.records
                     first, last = records[0].offset, records[-1].offset
-                    r_offset = read_offset[tp]
-                    if r_offset is not None and last < r_offset:
+                    verdict = positions.judge(tp, first, last, value.fetched_at)
+                    nxt = positions.next_offset(tp)
+                    if verdict is Verdict.SKIP:
                         continue  # already delivered (a seek replayed it)
-                    if (r_offset is not None and first > r_offset + 1
-                            and (tp, r_offset) not in self._kpi_holes):
-                        # A hole before this chunk: input topics are neither compacted
-                        # nor transactional, so it is a chunk from before a seek. Read
-                        # from the hole again (once: a real hole is then accepted).
-                        self._kpi_holes.add((tp, r_offset))
-                        log.warning("%s: chunk at %d after read offset %d; seeking back",
-                                    tp, first, r_offset)
-                        await self.seek(tp, r_offset + 1)
+                    if verdict is Verdict.DROP:
+                        # The fetcher went on after this chunk: fetch it again.
+                        if nxt is not None and not positions.seeking:
+                            await self.seek(tp, nxt)
+                        else:
+                            positions.dropped(tp)  # perform_seek seeks it when done
+                            if (nxt is None and not positions.seeking and self.flow_active
+                                    and not self.app.rebalancing):
+                                # Never sought outside a rebalance: should not happen.
+                                log.warning("%s: no read position; seeking to committed", tp)
+                                await self.perform_seek()
                         continue
-                    if acks_enabled_for(batch.topic):
+                    assert nxt is not None
+                    if verdict is Verdict.SEEK:
+                        log.warning("%s: chunk at %d, next offset %d; seeking back",
+                                    tp, first, nxt)
+                        await self.seek(tp, nxt)
+                        continue
+                    if first < nxt:
+                        # Records before the next offset were delivered already.
+                        value.records = records = [m for m in records if m.offset >= nxt]
+                    elif first > nxt:
+                        log.warning("%s: offsets %d-%d absent (the same chunk came after "
+                                    "seeking back); going on at %d", tp, nxt, first - 1, first)
+                    if acks_enabled_for(batch.topic) and last - 1 >= nxt:
                         # Offsets before the last one are committable once the batch
-                        # message (carrying the last offset) is acked; any hole between
-                        # the previous read and this chunk is too (compacted/aborted).
-                        start = first if r_offset is None else min(first, r_offset + 1)
-                        if last - 1 >= start:
-                            await self._add_gap(tp, start, last - 1)
+                        # message (carrying the last offset) is acked, and so is a
+                        # confirmed hole before the chunk.
+                        await self._add_gap(tp, nxt, last - 1)
                     if self._commit_every is not None and self._n_acked >= self._commit_every:
                         self._n_acked = 0
                         await self.commit()
-                    await self.wait_first(callback(batch), self.suspend_flow.wait())
+                    handoff = callback(batch)
+                    result = await self.wait_first(handoff, self.suspend_flow.wait())
                     read_offset[tp] = last
+                    if handoff in result.done:
+                        # Not when a rebalance (suspend_flow) cut the hand-off short: the
+                        # chunk may not be queued, and the rebalance seeks anyway.
+                        positions.delivered(tp, last)
                     await asyncio.sleep(0)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
