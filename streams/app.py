@@ -273,7 +273,7 @@ class KpiWorker:
         self.ticket_topics = app.topic(*self.ticket_topic_names, self.notices_name, **raw)
         self.employee_topics = app.topic(*self.employee_topic_names, self.facts_name, **raw)
         self.orders_topic = app.topic(s.topic("norm-orders"), **raw)
-        if s.fast_path and s.buffer_batches is not None:
+        if s.fast_path:
             # `app.topic(maxsize=...)` accepts the argument but does not pass it on to the
             # Topic (faust-streaming 0.15.3), so it is set on the description itself; every
             # clone (the agent's channel and its queue) copies it.
@@ -433,8 +433,8 @@ class KpiWorker:
         fast = self.settings.fast_path
         async for event in stream.events():
             # asyncio.Queue keeps its items in a deque: on the fast path up to
-            # buffer_batches chunks (Faust's 4,096 when unset), summed once per batch, not
-            # per record; on Faust's path every item is one record.
+            # buffer_batches chunks, summed once per batch, not per record; on Faust's
+            # path every item is one record.
             gauge.set(queued_records(queue._queue) if fast else queue.qsize())
             yield event
 

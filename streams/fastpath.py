@@ -167,6 +167,12 @@ class BatchingConsumer(_aiokafka.Consumer):
         positions.seeking += 1
         try:
             committed = await self.seek_to_committed()
+            # Changelog partitions (standbys) stay where table recovery left them:
+            # nothing commits them, and reading them from the start after every
+            # rebalance would only repeat work.
+            changelogs = self._changelog_topics()
+            committed = {tp: off for tp, off in committed.items()
+                         if tp.topic not in changelogs}
             unset = [tp for tp, off in committed.items() if off is None or off <= 0]
             earliest: dict[Any, int] = {}
             if unset:
@@ -236,6 +242,9 @@ class BatchingConsumer(_aiokafka.Consumer):
                 break  # a rebalance started: drop the rest, it will be fetched again
             if not (active_partitions is None or tp in active_partitions
                     or tp in self._buffered_partitions):
+                # Paused since the fetch (a rebalance): the fetcher went on after these
+                # records, so the rebalance's perform_seek seeks the partition again.
+                self._kpi_positions.dropped(tp)
                 continue
             self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
             if tp.topic in changelogs:

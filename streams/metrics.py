@@ -80,7 +80,7 @@ class Metrics:
             ["topic"], registry=r,
         )
         # Records fetched and queued for an agent, not yet processed: the read-ahead a
-        # backlog holds in memory (KPI_BUFFER_BATCHES chunks per agent when set).
+        # backlog holds in memory (KPI_BUFFER_BATCHES chunks per agent on the fast path).
         self.buffered_records = Gauge(
             "kpi_agent_buffered_records",
             "Records fetched and waiting in an agent's queue, per agent", ["agent"],

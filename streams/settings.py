@@ -88,14 +88,13 @@ class Settings(BaseSettings):
     max_poll_records: int | None = Field(None, ge=1, le=1_000_000,
                                          description="records per poll, all partitions")
     # Fetched chunks queued for each agent before the consumer stops fetching its
-    # partitions (None: Faust's stream_buffer_maxsize, 4,096, which counts messages; on
-    # the fast path a message is a whole chunk of up to ~5,000 records, so a backlog's
-    # read-ahead grows with it: 3.4 GiB of queued records after 1.7M events of a
-    # 10,000-seat centre, against a flat ~800 MiB with 8). Opt-in until a failover run
-    # that lost events with 8 is explained (docs/performance.md, "A backlog's memory").
-    buffer_batches: int | None = Field(None, ge=2, le=4096,
-                                       description="fetched chunks queued per agent "
-                                       "(fast path; default Faust's 4,096)")
+    # partitions. Faust's stream_buffer_maxsize (4,096) counts messages; on the fast path
+    # a message is a whole chunk of up to ~5,000 records, so with it a backlog's
+    # read-ahead grew to 3.4 GiB of queued records after 1.7M events of a 10,000-seat
+    # centre, against a flat ~800 MiB with 8 (docs/performance.md, "A backlog's memory").
+    # 4096 restores Faust's bound.
+    buffer_batches: int = Field(8, ge=2, le=4096,
+                                description="fetched chunks queued per agent (fast path)")
     standby_replicas: int = Field(0, ge=0, le=8,
                                   description="warm standby copies of each table partition")
     broker_probe_interval: float = Field(2.0, gt=0, description="broker liveness probe, s")

@@ -20,11 +20,14 @@ from streams.settings import Settings
 
 @pytest.mark.parametrize(("fast_path", "batches"), [(True, 5), (False, 5), (True, None)])
 def test_agent_queues_bound(tmp_path: Path, fast_path: bool, batches: int | None) -> None:
-    w = KpiWorker(Settings(brokers="127.0.0.1:1", data_dir=tmp_path, fast_path=fast_path,
-                           buffer_batches=batches))
+    s = Settings(brokers="127.0.0.1:1", data_dir=tmp_path, fast_path=fast_path)
+    if batches is not None:
+        s = s.model_copy(update={"buffer_batches": batches})
+    w = KpiWorker(s)
     agents = w.app.agents
     assert set(agents) == {"tickets", "employees", "norm-orders"}
-    want = batches if fast_path and batches else w.app.conf.stream_buffer_maxsize
+    # The default bounds the fast path's queues at 8 chunks; Faust's path keeps its own.
+    want = (batches or 8) if fast_path else w.app.conf.stream_buffer_maxsize
     for agent in agents.values():
         assert agent.channel_iterator.queue.maxsize == want
 
