@@ -109,7 +109,8 @@ class ReadPositions:
             self._hole.pop(tp, None)
 
     def dropped(self, tp: Any) -> None:
-        """A chunk of `tp` was dropped while its position was being sought."""
+        """A chunk of `tp` was dropped with no seek of it to follow: while `perform_seek`
+        runs (no position yet), or for a partition paused since its fetch."""
         self._dropped.add(tp)
 
     def take_dropped(self) -> list[Any]:
@@ -161,6 +162,9 @@ class BatchingConsumer(_aiokafka.Consumer):
         before its previous owner ever committed would lose them. Such a partition goes
         back to its beginning, which is what `auto_offset_reset=earliest` means, and
         re-reading is harmless: the state is idempotent.
+
+        Every input partition's next offset is recorded in ReadPositions, and partitions
+        whose chunks were dropped meanwhile are sought again (see ReadPositions).
         """
         positions = self._kpi_positions
         positions.seek_started()

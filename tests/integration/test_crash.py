@@ -78,6 +78,27 @@ def _wait_equal(w: WorkerProc, expected: Pipeline, employees: list[str],
         raise AssertionError("\n".join(last[:8])) from None
 
 
+def _two_workers(broker: EmbeddedBroker, tmp_path: Path,
+                 **env: str) -> tuple[str, WorkerProc, WorkerProc]:
+    """Topics of 4 partitions and two workers of one group on them (not started)."""
+    prefix = unique_prefix()
+    create_topics(Settings(brokers=broker.bootstrap, topic_prefix=prefix, partitions=4))
+    env = {"KPI_PARTITIONS": "4", **env}
+    a = WorkerProc(broker, prefix, tmp_path / "a", extra_env=env, log_path=tmp_path / "a.log")
+    b = WorkerProc(broker, prefix, tmp_path / "b", extra_env=env, log_path=tmp_path / "b.log")
+    return prefix, a, b
+
+
+def _kill_and_compare(victim: WorkerProc, survivor: WorkerProc, producer: threading.Thread,
+                      expected: Pipeline, employees: list[str], periods: list[str]) -> None:
+    """SIGKILL one worker (its partitions move to the other, rebuilt from the changelogs);
+    once the whole feed is out, the survivor must serve the pure fold's figures."""
+    victim.stop(signal.SIGKILL)
+    producer.join(120)
+    assert not producer.is_alive()
+    _wait_equal(survivor, expected, employees, periods)
+
+
 def test_sigkill_at_random_moments_then_restart(broker: EmbeddedBroker,
                                                  tmp_path: Path) -> None:
     rng = random.Random(20261124)
@@ -102,11 +123,7 @@ def test_sigkill_at_random_moments_then_restart(broker: EmbeddedBroker,
 def test_one_of_two_workers_dies_and_the_other_takes_over(broker: EmbeddedBroker,
                                                            tmp_path: Path) -> None:
     feed, expected, employees, periods = _feed(seed=22)
-    prefix = unique_prefix()
-    create_topics(Settings(brokers=broker.bootstrap, topic_prefix=prefix, partitions=4))
-    env = {"KPI_PARTITIONS": "4"}
-    a = WorkerProc(broker, prefix, tmp_path / "a", extra_env=env, log_path=tmp_path / "a.log")
-    b = WorkerProc(broker, prefix, tmp_path / "b", extra_env=env, log_path=tmp_path / "b.log")
+    prefix, a, b = _two_workers(broker, tmp_path)
     a.start()
     b.start(wait_healthy=False)
     try:
@@ -115,10 +132,7 @@ def test_one_of_two_workers_dies_and_the_other_takes_over(broker: EmbeddedBroker
                  timeout=120, what="both workers serving")
         producer = _produce_slowly(broker, prefix, feed, chunks=10)
         time.sleep(3.0)
-        b.stop(signal.SIGKILL)  # its partitions move to `a`, rebuilt from the changelogs
-        producer.join(120)
-        assert not producer.is_alive()
-        _wait_equal(a, expected, employees, periods)
+        _kill_and_compare(b, a, producer, expected, employees, periods)
     finally:
         b.stop(signal.SIGKILL)
         a.stop()
@@ -139,21 +153,15 @@ def test_rebalances_in_a_backlog_with_full_agent_queues(broker: EmbeddedBroker,
     expected = Pipeline(live=True).apply_all(f.model(d) for d in feed)
     employees = expected.roster.employees()
     periods = ["2026-10", "2026-10-07", "2026-10-20"]
-    prefix = unique_prefix()
-    create_topics(Settings(brokers=broker.bootstrap, topic_prefix=prefix, partitions=4))
-    env = {"KPI_PARTITIONS": "4", "KPI_BUFFER_BATCHES": "2", "KPI_MAX_POLL_RECORDS": "150"}
-    a = WorkerProc(broker, prefix, tmp_path / "a", extra_env=env, log_path=tmp_path / "a.log")
-    b = WorkerProc(broker, prefix, tmp_path / "b", extra_env=env, log_path=tmp_path / "b.log")
+    prefix, a, b = _two_workers(broker, tmp_path, KPI_BUFFER_BATCHES="2",
+                                KPI_MAX_POLL_RECORDS="150")
     a.start()
     try:
         b.start(wait_healthy=False)  # joins while `a` works through what arrives
         producer = _produce_slowly(broker, prefix, feed, chunks=4)
         wait_for(lambda: b.get("/health").status == 200, timeout=120, what="b serving")
         time.sleep(1.0)
-        b.stop(signal.SIGKILL)
-        producer.join(120)
-        assert not producer.is_alive()
-        _wait_equal(a, expected, employees, periods)
+        _kill_and_compare(b, a, producer, expected, employees, periods)
     finally:
         b.stop(signal.SIGKILL)
         a.stop()
