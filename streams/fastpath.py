@@ -109,12 +109,13 @@ class ReadPositions:
             self._hole.pop(tp, None)
 
     def dropped(self, tp: Any) -> None:
-        """A chunk of `tp` was dropped with no seek of it to follow: while `perform_seek`
-        runs (no position yet), or for a partition paused since its fetch."""
+        """A chunk of `tp` was not delivered, though the fetcher went on after it: `tp` is
+        to be sought again to its next offset (see take_dropped)."""
         self._dropped.add(tp)
 
     def take_dropped(self) -> list[Any]:
-        """Partitions with chunks dropped during a `perform_seek`, to seek once more."""
+        """Partitions with chunks dropped since the last call, to seek once more: by the
+        drain loop after each fetch, or by `perform_seek` once it knows the offsets."""
         out = list(self._dropped)
         self._dropped.clear()
         return out
@@ -188,12 +189,9 @@ class BatchingConsumer(_aiokafka.Consumer):
             for tp, off in committed.items():
                 start = off if off is not None and off > 0 else earliest.get(tp) or 0
                 positions.sought(ensure_TP(tp), start)
-            for tp in positions.take_dropped():
-                # Fetched while this seek ran, perhaps after the consumer thread moved:
-                # the fetcher went on after records nobody delivered.
-                nxt = positions.next_offset(tp)
-                if nxt is not None:
-                    await self.seek(tp, nxt)
+            # Dropped while this seek ran, perhaps fetched after the consumer thread
+            # moved: the fetcher went on after records nobody delivered.
+            await self._seek_again(positions.take_dropped())
         finally:
             positions.seeking -= 1
         read_offset = self._read_offset
@@ -201,6 +199,18 @@ class BatchingConsumer(_aiokafka.Consumer):
                             for tp, off in committed.items()})
         self._committed_offset.update({ensure_TP(tp): off if off else None
                                        for tp, off in committed.items() if off is not None})
+
+    async def _seek_again(self, tps: list[Any]) -> None:
+        """Seek partitions whose chunks were dropped back to their next offsets."""
+        positions = self._kpi_positions
+        for tp in tps:
+            nxt = positions.next_offset(tp)
+            if nxt is None:
+                continue  # revoked: the next assignment's perform_seek seeks it
+            try:
+                await self.seek(tp, nxt)
+            except Exception as exc:  # a rebalance under way: its perform_seek seeks all
+                log.warning("%s: could not seek again to %d: %r", tp, nxt, exc)
 
     async def seek(self, partition: TP, offset: int) -> None:
         self._kpi_positions.seek_started()
@@ -227,9 +237,21 @@ class BatchingConsumer(_aiokafka.Consumer):
         records, active_partitions = await self._wait_next_records(timeout)
         if records is None or self.should_stop:
             return
+        # Every chunk not yielded below is marked dropped: the fetcher went on after its
+        # records, so its partition is sought again to its next offset (by the drain loop
+        # after this fetch, or by perform_seek when one runs), unless a seek after the
+        # fetch moved it anyway. A fetch spanning a whole rebalance can hold records
+        # fetched after that rebalance's seek.
+        dropped = self._kpi_positions.dropped
         if self.app.consumer_generation_id != generation_id:
-            return  # fetched under the previous assignment: dropped, fetched again
+            for tp, chunk in records.items():
+                if chunk:
+                    dropped(tp)
+            return  # fetched under the previous assignment
         if not self.flow_active:
+            for tp, chunk in records.items():
+                if chunk:
+                    dropped(tp)
             # As Faust's own getmany: seek back to committed offsets, and tolerate the
             # assignment moving under the seek (a rebalance in progress: it seeks again).
             try:
@@ -239,16 +261,19 @@ class BatchingConsumer(_aiokafka.Consumer):
             return
         to_message = self._to_message
         changelogs = self._changelog_topics()
-        for tp, chunk in records.items():
-            if not chunk or not self.flow_active:
+        chunks = list(records.items())
+        for i, (tp, chunk) in enumerate(chunks):
+            if not chunk:
                 continue
-            if self.app.consumer_generation_id != generation_id:
-                break  # a rebalance started: drop the rest, it will be fetched again
+            if not self.flow_active or self.app.consumer_generation_id != generation_id:
+                # A rebalance started: the rest is dropped.
+                for rest_tp, rest in chunks[i:]:
+                    if rest:
+                        dropped(rest_tp)
+                break
             if not (active_partitions is None or tp in active_partitions
                     or tp in self._buffered_partitions):
-                # Paused since the fetch (a rebalance): the fetcher went on after these
-                # records, so the rebalance's perform_seek seeks the partition again.
-                self._kpi_positions.dropped(tp)
+                dropped(tp)  # paused since the fetch (a rebalance)
                 continue
             self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
             if tp.topic in changelogs:
@@ -299,16 +324,13 @@ class BatchingConsumer(_aiokafka.Consumer):
                     if verdict is Verdict.SKIP:
                         continue  # already delivered (a seek replayed it)
                     if verdict is Verdict.DROP:
-                        # The fetcher went on after this chunk: fetch it again.
-                        if nxt is not None and not positions.seeking:
-                            await self.seek(tp, nxt)
-                        else:
-                            positions.dropped(tp)  # perform_seek seeks it when done
-                            if (nxt is None and not positions.seeking and self.flow_active
-                                    and not self.app.rebalancing):
-                                # Never sought outside a rebalance: should not happen.
-                                log.warning("%s: no read position; seeking to committed", tp)
-                                await self.perform_seek()
+                        # The fetcher went on after this chunk: sought again below.
+                        positions.dropped(tp)
+                        if (nxt is None and not positions.seeking and self.flow_active
+                                and not self.app.rebalancing):
+                            # Never sought outside a rebalance: should not happen.
+                            log.warning("%s: no read position; seeking to committed", tp)
+                            await self.perform_seek()
                         continue
                     assert nxt is not None
                     if verdict is Verdict.SEEK:
@@ -338,6 +360,8 @@ class BatchingConsumer(_aiokafka.Consumer):
                         # chunk may not be queued, and the rebalance seeks anyway.
                         positions.delivered(tp, last)
                     await asyncio.sleep(0)
+                if not positions.seeking:  # else perform_seek does it when it ends
+                    await self._seek_again(positions.take_dropped())
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
                 return

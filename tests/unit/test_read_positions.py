@@ -156,10 +156,7 @@ class Partition:
         verdict = self.positions.judge(TP, first, last, chunk.fetched_at)
         nxt = self.positions.next_offset(TP)
         if verdict is Verdict.DROP:
-            if nxt is not None and not self.positions.seeking:
-                self.seek(nxt)
-            else:
-                self.positions.dropped(TP)
+            self.positions.dropped(TP)
         elif verdict is Verdict.SEEK:
             assert nxt is not None
             self.seek(nxt)
@@ -171,6 +168,14 @@ class Partition:
             assert not missing, f"skipped {missing}"
             self.processed.extend(delivered)
             self.positions.delivered(TP, last)
+        if not self.positions.seeking:  # the drain loop, after each fetch
+            self.seek_again()
+
+    def seek_again(self) -> None:
+        for tp in self.positions.take_dropped():
+            nxt = self.positions.next_offset(tp)
+            if nxt is not None:
+                self.seek(nxt)
 
     def rebalance_step(self) -> None:
         """One step of a rebalance: revoke; the consumer thread seeks to the committed
@@ -189,10 +194,7 @@ class Partition:
             self.rebalance_phase = "thread sought"
         else:
             self.positions.sought(TP, self.committed)
-            for tp in self.positions.take_dropped():
-                nxt = self.positions.next_offset(tp)
-                assert nxt is not None
-                self.seek(nxt)
+            self.seek_again()
             self.positions.seeking -= 1
             self.rebalance_phase = ""
 
