@@ -29,6 +29,7 @@ from typing import Any, ClassVar, cast
 from faust.transport.consumer import ensure_TP
 from faust.transport.drivers import aiokafka as _aiokafka
 from faust.types import TP, ConsumerT, Message
+from faust.types.tuples import ack_lock
 from mode import Service
 
 log = logging.getLogger(__name__)
@@ -125,15 +126,18 @@ class ReadPositions:
 
     def delivered(self, tp: Any, last: int) -> None:
         """The agent's queue took a chunk ending at `last`."""
+        if tp not in self._sought_at:
+            # Revoked while the hand-off waited (a rebalance clears the queues): only a
+            # seek gives a position back.
+            return
         self._next[tp] = last + 1
         self._hole.pop(tp, None)
 
     def judge(self, tp: Any, first: int, last: int, fetch_epoch: int) -> Verdict:
-        if self._sought_at.get(tp, 0) > fetch_epoch:
+        sought_at = self._sought_at.get(tp)
+        if sought_at is None or sought_at > fetch_epoch:
             return Verdict.DROP
-        nxt = self._next.get(tp)
-        if nxt is None:
-            return Verdict.DROP
+        nxt = self._next[tp]
         if last < nxt:
             return Verdict.SKIP
         if first <= nxt:
@@ -186,12 +190,21 @@ class BatchingConsumer(_aiokafka.Consumer):
                     earliest = dict(await self.earliest_offsets(*unset))
                 except Exception as exc:  # 0 then: a log starting later is a hole, confirmed
                     log.warning("could not read the earliest offsets of %s: %r", unset, exc)
-            for tp, off in committed.items():
-                start = off if off is not None and off > 0 else earliest.get(tp) or 0
-                positions.sought(ensure_TP(tp), start)
+            starts = {ensure_TP(tp): off if off is not None and off > 0
+                      else earliest.get(tp) or 0 for tp, off in committed.items()}
             # Dropped while this seek ran, perhaps fetched after the consumer thread
-            # moved: the fetcher went on after records nobody delivered.
-            await self._seek_again(positions.take_dropped())
+            # moved: the fetcher went on after records nobody delivered. Sought again
+            # before the positions are recorded, so that nothing is awaited after: Faust
+            # clears the agents' queues when it resumes the flow right after this, and a
+            # chunk delivered in between would be cleared with its position counted.
+            for tp in positions.take_dropped():
+                if tp in starts:
+                    try:
+                        await self._seek(tp, starts[tp])
+                    except Exception as exc:  # rebalancing again: it seeks again
+                        log.warning("%s: could not seek again to %d: %r", tp, starts[tp], exc)
+            for tp, start in starts.items():
+                positions.sought(tp, start)
         finally:
             positions.seeking -= 1
         read_offset = self._read_offset
@@ -199,6 +212,37 @@ class BatchingConsumer(_aiokafka.Consumer):
                             for tp, off in committed.items()})
         self._committed_offset.update({ensure_TP(tp): off if off else None
                                        for tp, off in committed.items() if off is not None})
+
+    def ack(self, message: Message) -> bool:
+        """Faust's ack, except for a message delivered under an earlier assignment.
+
+        Faust's stream skips such a message but acks it ("otherwise the lag would
+        increase"), and after a revoke nothing bounds what an ack may commit: the
+        partition's committed offset and gaps are gone. On the fast path a message is a
+        whole chunk, put into an agent's queue after the rebalance cleared it (a put
+        already woken when the queue was cleared) or processed while the new assignment
+        had begun (stream_wait_empty is off): its ack committed offsets of records no
+        agent had processed, or the gap of a later chunk still queued. Its records are
+        read again from the committed offset instead.
+        """
+        generation = getattr(message, "generation_id", None)
+        if generation is not None and generation != self.app.consumer_generation_id:
+            with ack_lock:
+                message.acked = True
+                self._unacked_messages.discard(message)
+            return False
+        return bool(super().ack(message))
+
+    async def _seek(self, partition: TP, offset: int) -> None:
+        """Seek in the consumer's own thread (Faust seeks from the event loop's thread,
+        racing the fetcher's bookkeeping; the fast path seeks after every dropped chunk)."""
+        thread = cast(Any, self)._thread
+        consumer = thread._ensure_consumer()
+
+        async def seek() -> None:
+            consumer.seek(_aiokafka.ensure_aiokafka_TP(partition), offset)
+
+        await thread.call_thread(seek)
 
     async def _seek_again(self, tps: list[Any]) -> None:
         """Seek partitions whose chunks were dropped back to their next offsets."""
@@ -330,13 +374,16 @@ class BatchingConsumer(_aiokafka.Consumer):
                                 and not self.app.rebalancing):
                             # Never sought outside a rebalance: should not happen.
                             log.warning("%s: no read position; seeking to committed", tp)
-                            await self.perform_seek()
+                            try:
+                                await self.perform_seek()
+                            except Exception as exc:  # a rebalance under way seeks all
+                                log.warning("seek to committed failed: %r", exc)
                         continue
                     assert nxt is not None
                     if verdict is Verdict.SEEK:
                         log.warning("%s: chunk at %d, next offset %d; seeking back",
                                     tp, first, nxt)
-                        await self.seek(tp, nxt)
+                        await self._seek_again([tp])
                         continue
                     if first < nxt:
                         # Records before the next offset were delivered already.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 
@@ -38,3 +39,29 @@ def test_queued_records_counts_batch_records() -> None:
               SimpleNamespace(value=RecordBatch([object()] * 2))]
     assert queued_records(events) == 303
     assert queued_records([]) == 0
+
+
+def test_an_ack_from_an_earlier_assignment_commits_nothing(tmp_path: Path) -> None:
+    """Faust's stream acks a message it skips as stale; on the fast path that message is a
+    whole chunk, which no agent processed: its offsets must not become committable."""
+    from faust.types import TP
+    from faust.types.tuples import Message
+
+    w = KpiWorker(Settings(brokers="127.0.0.1:1", data_dir=tmp_path))
+    consumer = cast(Any, w.app.consumer)
+    app = cast(Any, w.app)
+    tp = TP(w.ticket_topic_names[0], 0)
+    app.topics._acking_topics.add(tp.topic)  # as once the agents have subscribed
+    app.consumer_generation_id = 3
+
+    def message(offset: int, generation: int) -> Message:
+        return Message(tp.topic, 0, offset, 0.0, 0, None, b"k", b"v", None, None, tp=tp,
+                       generation_id=generation)
+
+    stale = message(5_999, generation=2)
+    assert consumer.ack(stale) is False
+    assert stale.acked
+    assert consumer._new_offset(tp) is None  # nothing to commit
+    current = message(41, generation=3)
+    assert consumer.ack(current) is True
+    assert consumer._new_offset(tp) == 42

@@ -249,3 +249,13 @@ def test_a_chunk_fetched_between_the_thread_seek_and_its_record_is_fetched_again
     while part.position <= 99 or part.in_flight:
         part.fetch() if not part.in_flight else part.drain_one()
     assert sorted(set(part.processed)) == part.log
+
+
+def test_a_hand_off_completing_after_a_revoke_gives_no_position_back() -> None:
+    # A put already woken when the rebalance cleared the queue completes afterwards:
+    # the chunk was not processed, and only the next assignment's seek gives a position.
+    p = sought(10)
+    p.forget([TP])
+    p.delivered(TP, 60)
+    assert p.next_offset(TP) is None
+    assert p.judge(TP, 61, 80, p.fetch_started()) is Verdict.DROP
