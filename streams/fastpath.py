@@ -233,17 +233,6 @@ class BatchingConsumer(_aiokafka.Consumer):
             return False
         return bool(super().ack(message))
 
-    async def _seek(self, partition: TP, offset: int) -> None:
-        """Seek in the consumer's own thread (Faust seeks from the event loop's thread,
-        racing the fetcher's bookkeeping; the fast path seeks after every dropped chunk)."""
-        thread = cast(Any, self)._thread
-        consumer = thread._ensure_consumer()
-
-        async def seek() -> None:
-            consumer.seek(_aiokafka.ensure_aiokafka_TP(partition), offset)
-
-        await thread.call_thread(seek)
-
     async def _seek_again(self, tps: list[Any]) -> None:
         """Seek partitions whose chunks were dropped back to their next offsets."""
         positions = self._kpi_positions
