@@ -233,6 +233,24 @@ class BatchingConsumer(_aiokafka.Consumer):
             return False
         return bool(super().ack(message))
 
+    async def _seek(self, partition: TP, offset: int) -> None:
+        """Seek in the consumer's own thread: Faust seeks from the event loop's thread,
+        racing the fetcher's bookkeeping (aiokafka is not thread-safe), and the fast path
+        seeks after every dropped chunk, around rebalances, while recovery fetches.
+        Errors stay here: raised inside the consumer thread they stopped it, and a
+        stopped worker then never left its group (the next one waited for its session)."""
+        thread = cast(Any, self)._thread
+        consumer = thread._ensure_consumer()
+        tp = _aiokafka.ensure_aiokafka_TP(partition)
+
+        async def seek() -> None:
+            try:
+                consumer.seek(tp, offset)
+            except Exception as exc:  # not assigned any more: a rebalance seeks again
+                log.warning("%s: seek to %d failed: %r", tp, offset, exc)
+
+        await thread.call_thread(seek)
+
     async def _seek_again(self, tps: list[Any]) -> None:
         """Seek partitions whose chunks were dropped back to their next offsets."""
         positions = self._kpi_positions
