@@ -56,7 +56,7 @@ def cli(ctx: click.Context, brokers: str | None, topic_prefix: str | None,
 @click.option("--port", default=9092, show_default=True, type=click.IntRange(1, 65535))
 def broker(port: int) -> None:
     """Run the embedded Kafka-compatible broker (development and tests only)."""
-    from streams.broker import BrokerError, EmbeddedBroker
+    from streams.devtools.broker import BrokerError, EmbeddedBroker
 
     click.echo(f"kpi broker: embedded Tansu broker on 127.0.0.1:{port}, memory storage, "
                "for development and tests only; production uses Apache Kafka.")
@@ -107,7 +107,7 @@ def worker(ctx: click.Context, web_port: int | None, web_host: str | None,
            loglevel: str | None) -> None:
     """Run one Faust worker (several may run in one group)."""
     from streams.admin import BrokerUnavailable, create_topics, partitions_of
-    from streams.memory import AllocatorError, allocator_env
+    from streams.worker.memory import AllocatorError, allocator_env
 
     s = _settings(ctx)
     try:
@@ -124,7 +124,7 @@ def worker(ctx: click.Context, web_port: int | None, web_host: str | None,
     if loglevel:
         upd["log_level"] = loglevel
     s = s.model_copy(update=upd)
-    from streams.startup import wait_for_broker
+    from streams.worker.startup import wait_for_broker
 
     wait_for_broker(s, lambda line: click.echo(line, err=True))
     try:
@@ -144,10 +144,10 @@ def run_worker(s: Settings) -> None:
     """Run the Faust worker in the foreground until SIGINT/SIGTERM."""
     import faust
 
-    from streams.app import KpiWorker
+    from streams.worker.app import KpiWorker
 
     if s.follow_active:
-        from streams.generations import read_registry
+        from streams.worker.generations import read_registry
 
         try:
             active = read_registry(s).active_generation
@@ -157,7 +157,7 @@ def run_worker(s: Settings) -> None:
         except Exception as exc:  # the broker may not be up yet: the worker retries
             click.echo(f"kpi worker: generation registry unreadable ({exc}); "
                        f"serving generation {s.generation}", err=True)
-    from streams.memory import allocator_in_use, limit_arenas, tune_gc
+    from streams.worker.memory import allocator_in_use, limit_arenas, tune_gc
 
     allocator = allocator_in_use()
     click.echo(f"kpi worker: memory allocator {allocator}"
@@ -194,7 +194,7 @@ def run_worker(s: Settings) -> None:
 def simulate(ctx: click.Context, employees: int, seed: int, out: Path | None,
              start: datetime | None, days: int, rate: float | None, limit: int | None) -> None:
     """Generate a realistic synthetic feed: to --out FILE.jsonl, or live to the broker."""
-    from streams import simulate as sim
+    from streams.ops import simulate as sim
 
     s = _settings(ctx)
     if out is not None:
@@ -251,8 +251,8 @@ def _producer(s: Settings) -> Any:
 def produce(ctx: click.Context, file: Path) -> None:
     """Publish contract events from a JSONL file (topic and key follow from each type)."""
     from streams.admin import BrokerUnavailable, create_topics
-    from streams.produce import BrokerUnavailable as ProduceUnavailable
-    from streams.produce import produce_file
+    from streams.ops.produce import BrokerUnavailable as ProduceUnavailable
+    from streams.ops.produce import produce_file
 
     s = _settings(ctx)
     try:
@@ -283,8 +283,8 @@ def replay(ctx: click.Context, report_dir: Path, timeout: int) -> None:
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from streams.admin import BrokerUnavailable
-    from streams.replay import ReplayError
-    from streams.replay import replay as run_replay
+    from streams.ops.replay import ReplayError
+    from streams.ops.replay import replay as run_replay
 
     s = _settings(ctx)
     log_path = s.data_dir.parent / "replay-worker.log"
@@ -324,7 +324,7 @@ def generations() -> None:
 def generations_list(ctx: click.Context) -> None:
     """Number, state, started, caught up, active."""
     from streams.admin import BrokerUnavailable
-    from streams.generations import read_registry
+    from streams.worker.generations import read_registry
 
     try:
         reg = read_registry(_settings(ctx))
@@ -332,7 +332,7 @@ def generations_list(ctx: click.Context) -> None:
         _fail(str(exc))
     rows = dict(reg.generations)
     if reg.active_generation not in rows:
-        from streams.generations import Generation
+        from streams.worker.generations import Generation
 
         rows[reg.active_generation] = Generation(reg.active_generation, "active")
     click.echo(f"{'gen':>4}  {'state':<10}  {'started':<25}  {'caught up':<25}  active")
@@ -349,8 +349,8 @@ def generations_list(ctx: click.Context) -> None:
 def generations_prune(ctx: click.Context, yes: bool) -> None:
     """Remove the topics and local state of inactive generations."""
     from streams.admin import BrokerUnavailable, delete_topics, list_topics
-    from streams.generations import read_registry, write
-    from streams.replay import group_id
+    from streams.ops.replay import group_id
+    from streams.worker.generations import read_registry, write
 
     s = _settings(ctx)
     try:
@@ -399,7 +399,7 @@ def tokens() -> None:
 def tokens_add(ctx: click.Context, role: str, employee_id: str | None,
                departments: tuple[str, ...], label: str) -> None:
     """Create a token and print it once."""
-    from streams.auth import TokenError, TokenStore
+    from streams.api.auth import TokenError, TokenStore
 
     store = TokenStore(_settings(ctx).tokens_file)
     try:
@@ -415,7 +415,7 @@ def tokens_add(ctx: click.Context, role: str, employee_id: str | None,
 @click.pass_context
 def tokens_list(ctx: click.Context) -> None:
     """List tokens (ids, roles, scopes; never the tokens themselves)."""
-    from streams.auth import TokenStore
+    from streams.api.auth import TokenStore
 
     for r in TokenStore(_settings(ctx).tokens_file).list():
         scope = r.employee_id or ",".join(r.departments) or "*"
@@ -428,7 +428,7 @@ def tokens_list(ctx: click.Context) -> None:
 @click.pass_context
 def tokens_revoke(ctx: click.Context, token_id: str) -> None:
     """Revoke a token by id; workers stop accepting it at once."""
-    from streams.auth import TokenError, TokenStore
+    from streams.api.auth import TokenError, TokenStore
 
     try:
         TokenStore(_settings(ctx).tokens_file).revoke(token_id)
@@ -446,7 +446,7 @@ def tokens_revoke(ctx: click.Context, token_id: str) -> None:
 @click.pass_context
 def dev(ctx: click.Context, employees: int, rate: float, port: int, web_port: int) -> None:
     """The demo: embedded broker (if none answers), topics, a worker and a live feed."""
-    from streams.broker import BrokerError, EmbeddedBroker, metadata_ready, port_open
+    from streams.devtools.broker import BrokerError, EmbeddedBroker, metadata_ready, port_open
 
     s = _settings(ctx).model_copy(update={"brokers": f"127.0.0.1:{port}",
                                           "web_port": web_port})
@@ -539,8 +539,8 @@ def bench(events: int, bench_brokers: str | None, partitions: int, timeout: int,
           work_dir: Path | None, keep: bool, bench_employees: int | None,
           only: str | None) -> None:
     """Measure our worker against a plain consumer and Faust baselines (docs/performance.md)."""
-    from streams.bench import PHASES, BenchConfig, BenchError
-    from streams.bench import main as run_bench
+    from streams.devtools.bench import PHASES, BenchConfig, BenchError
+    from streams.devtools.bench import main as run_bench
 
     phases = frozenset(PHASES)
     if only is not None:
@@ -585,8 +585,8 @@ def soak(minutes: float, rate: float, employees: int, interval: float,
          soak_brokers: str | None, csv_path: Path | None, json_path: Path | None,
          keep: bool, rocksdb_memory_mb: int | None) -> None:
     """Run one worker under a steady live feed; record RSS, lag and throughput."""
-    from streams.soak import SoakConfig, SoakError
-    from streams.soak import main as run_soak
+    from streams.devtools.soak import SoakConfig, SoakError
+    from streams.devtools.soak import main as run_soak
 
     cfg = SoakConfig(minutes=minutes, rate=rate, employees=employees, interval=interval,
                      brokers=soak_brokers, csv_path=csv_path, keep=keep,

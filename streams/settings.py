@@ -35,14 +35,14 @@ class Settings(BaseSettings):
     gauge_full_refresh: float = Field(
         60.0, gt=0, description="every gauge recomputed, not only changed employees', s")
     # Faust's RocksDB defaults are 64 MiB memtables (x3) and a 2 GiB block cache *per
-    # partition of each table*: unbounded in practice. streams/store.py puts every table
+    # partition of each table*: unbounded in practice. streams/worker/store.py puts every table
     # partition under one budget (block cache, index and filter blocks, memtables).
     rocksdb_write_buffer_mb: int = Field(8, ge=1, le=1024, description="memtable size, MiB")
     rocksdb_memory_mb: int = Field(192, ge=16, le=65536,
                                    description="RocksDB memory budget of the process, MiB")
-    # glibc's heap (streams/memory.py): arenas capped, free pages returned on a timer.
+    # glibc's heap (streams/worker/memory.py): arenas capped, free pages returned on a timer.
     # auto: the worker re-executes itself on jemalloc when the machine has libjemalloc2
-    # (streams/memory.py says why); system: glibc's malloc, arenas capped and trimmed.
+    # (streams/worker/memory.py says why); system: glibc's malloc, arenas capped and trimmed.
     allocator: Literal["auto", "jemalloc", "system"] = "auto"
     malloc_arenas: int = Field(2, ge=0, le=64, description="glibc malloc arenas (0: default)")
     malloc_trim_interval: float = Field(30.0, ge=0, description="malloc_trim period, s (0: off)")

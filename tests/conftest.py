@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from streams.broker import EmbeddedBroker
+from streams.devtools.broker import EmbeddedBroker
 
 # CI (`.ci/run`) sets HYPOTHESIS_PROFILE=ci: the same examples on every run, so that a
 # property that a rare input breaks fails here, where someone explores, rather than at

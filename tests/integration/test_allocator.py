@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from streams.admin import create_topics
-from streams.broker import EmbeddedBroker
-from streams.memory import find_jemalloc
+from streams.devtools.broker import EmbeddedBroker
+from streams.worker.memory import find_jemalloc
 from tests.integration.workers import WorkerProc, settings_for, unique_prefix
 
 pytestmark = pytest.mark.integration

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from streams.admin import create_topics
-from streams.auth import TokenStore
-from streams.broker import EmbeddedBroker
+from streams.api.auth import TokenStore
+from streams.devtools.broker import EmbeddedBroker
 from tests import factory as f
 from tests.integration.workers import (
     WorkerProc,

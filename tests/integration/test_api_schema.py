@@ -21,9 +21,9 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 
 from streams.admin import create_topics
-from streams.auth import TokenStore
-from streams.broker import EmbeddedBroker
-from streams.openapi import openapi_document
+from streams.api.auth import TokenStore
+from streams.api.openapi import openapi_document
+from streams.devtools.broker import EmbeddedBroker
 from tests import factory as f
 from tests.integration.workers import (
     WorkerProc,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.broker import EmbeddedBroker
+from streams.devtools.broker import EmbeddedBroker
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 from projections.pipeline import Pipeline
-from streams import simulate
 from streams.admin import create_topics
-from streams.broker import EmbeddedBroker, free_port
+from streams.devtools.broker import EmbeddedBroker, free_port
+from streams.ops import simulate
 from streams.settings import Settings
 from tests import factory as f
 from tests.integration.workers import WorkerProc, produce, unique_prefix, wait_for

@@ -10,7 +10,7 @@ import pytest
 from kafka import KafkaConsumer
 
 from streams.admin import create_topics
-from streams.broker import EmbeddedBroker
+from streams.devtools.broker import EmbeddedBroker
 from tests import factory as f
 from tests.integration.workers import (
     WorkerProc,

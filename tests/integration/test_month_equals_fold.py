@@ -12,10 +12,10 @@ from projections.pipeline import Pipeline
 from schemas.decode import decode
 from schemas.events import Event
 from schemas.topics import topic_for_type
-from streams import simulate
 from streams.admin import create_topics
-from streams.broker import EmbeddedBroker
-from streams.produce import produce_file
+from streams.devtools.broker import EmbeddedBroker
+from streams.ops import simulate
+from streams.ops.produce import produce_file
 from streams.settings import Settings
 from tests.integration.workers import WorkerProc, settings_for, unique_prefix, wait_for
 

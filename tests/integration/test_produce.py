@@ -14,10 +14,10 @@ from kafka import KafkaConsumer
 
 from schemas.topics import prefixed
 from streams.admin import create_topics
-from streams.broker import EmbeddedBroker, free_port
-from streams.produce import BrokerUnavailable, produce_file
+from streams.devtools.broker import EmbeddedBroker, free_port
+from streams.ops.produce import BrokerUnavailable, produce_file
+from streams.ops.simulate import dumps, historical, to_record
 from streams.settings import Settings
-from streams.simulate import dumps, historical, to_record
 
 pytestmark = pytest.mark.integration
 

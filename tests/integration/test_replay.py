@@ -14,11 +14,11 @@ from projections.pipeline import Pipeline
 from schemas.decode import decode
 from schemas.events import Event
 from schemas.topics import topic_for_type
-from streams import simulate
 from streams.admin import create_topics
-from streams.broker import EmbeddedBroker
-from streams.generations import read_registry
-from streams.replay import replay
+from streams.devtools.broker import EmbeddedBroker
+from streams.ops import simulate
+from streams.ops.replay import replay
+from streams.worker.generations import read_registry
 from tests.integration.workers import (
     WorkerProc,
     produce,

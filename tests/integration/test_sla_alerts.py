@@ -12,7 +12,7 @@ from kafka import KafkaConsumer
 
 from schemas.outputs import alert_event_id
 from streams.admin import create_topics
-from streams.broker import EmbeddedBroker
+from streams.devtools.broker import EmbeddedBroker
 from tests import factory as f
 from tests.integration.workers import (
     WorkerProc,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from streams.admin import create_topics
-from streams.broker import EmbeddedBroker
+from streams.devtools.broker import EmbeddedBroker
 from tests import factory as f
 from tests.integration.workers import (
     WorkerProc,

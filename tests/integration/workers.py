@@ -18,7 +18,7 @@ from typing import Any
 
 from kafka import KafkaProducer
 
-from streams.broker import EmbeddedBroker, free_port
+from streams.devtools.broker import EmbeddedBroker, free_port
 from streams.settings import Settings
 
 

@@ -14,9 +14,9 @@ from typing import Any, cast
 
 import pytest
 
-from streams.app import KpiWorker, queued_records
-from streams.fastpath import RecordBatch
 from streams.settings import Settings
+from streams.worker.app import KpiWorker, queued_records
+from streams.worker.fastpath import RecordBatch
 
 
 @pytest.mark.parametrize(("fast_path", "batches"), [(True, 5), (False, 5), (True, None)])

@@ -1,4 +1,4 @@
-"""Choosing the worker's malloc (streams/memory.py): jemalloc when asked or available."""
+"""Choosing the worker's malloc (streams/worker/memory.py): jemalloc when asked or available."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.memory import JEMALLOC_CONF, AllocatorError, allocator_env, allocator_in_use
+from streams.worker.memory import JEMALLOC_CONF, AllocatorError, allocator_env, allocator_in_use
 
 
 @pytest.fixture

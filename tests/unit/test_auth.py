@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.auth import TokenError, TokenStore, bearer
+from streams.api.auth import TokenError, TokenStore, bearer
 
 
 def test_only_hashes_are_stored_and_tokens_authenticate(tmp_path: Path) -> None:

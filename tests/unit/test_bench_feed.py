@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from streams.bench import BenchError, make_feed
+from streams.devtools.bench import BenchError, make_feed
 
 
 def test_a_fixed_centre_spreads_the_events_over_the_seats_asked() -> None:

@@ -22,9 +22,9 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from streams.auth import TokenStore
-from streams.metrics import Metrics
+from streams.api.auth import TokenStore
 from streams.settings import Settings
+from streams.worker.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -95,7 +95,7 @@ def _container_to_repo(service: dict[str, Any], container_path: str) -> Path | N
 
 
 def _declared() -> dict[str, frozenset[str]]:
-    """Every exposition name of streams.metrics.Metrics and its labels."""
+    """Every exposition name of streams.worker.metrics.Metrics and its labels."""
     m = Metrics(CollectorRegistry())
     names: dict[str, frozenset[str]] = {}
     for attr in vars(m).values():
@@ -159,7 +159,7 @@ def promql_problems(expr: str, declared: dict[str, frozenset[str]]) -> list[str]
     carried: set[str] = set(TARGET_LABELS)
     for name, labels in selectors:
         if name not in known:
-            problems.append(f"{name} is not declared by streams.metrics.Metrics")
+            problems.append(f"{name} is not declared by streams.worker.metrics.Metrics")
             continue
         allowed = known[name] | TARGET_LABELS
         carried |= allowed
@@ -222,7 +222,7 @@ def test_promql_checker_finds_unknown_metrics_and_labels():
     assert promql_problems('sum by (priority) (increase(kpi_sla_tickets_total'
                            '{outcome="met"}[$__range]))', declared) == []
     assert promql_problems("rate(kpi_nope_total[5m])", declared) == [
-        "kpi_nope_total is not declared by streams.metrics.Metrics"]
+        "kpi_nope_total is not declared by streams.worker.metrics.Metrics"]
     assert promql_problems('kpi_events_total{priority="P1"}', declared) == [
         "kpi_events_total has no label 'priority'"]
     assert promql_problems("sum by (reason) (kpi_consumer_lag_messages)", declared) == [

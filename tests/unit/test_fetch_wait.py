@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from streams.fastpath import fetch_wait_for
 from streams.settings import Settings
+from streams.worker.fastpath import fetch_wait_for
 
 
 def test_behind_uses_the_backlog_wait_and_caught_up_the_live_one() -> None:

@@ -309,7 +309,7 @@ def test_days_written_before_entries_are_read_and_split_on_write() -> None:
     earlier events still change nothing."""
     from datetime import date
 
-    from streams import simulate
+    from streams.ops import simulate
 
     events = [f.model(e) for e in
               simulate.historical(employees=3, start=date(2026, 10, 1), days=12, seed=5)]
@@ -398,7 +398,7 @@ def test_figures_need_no_entries() -> None:
 
     from projections.employees import EmployeeProjector, is_entry_key
     from projections.store import MemoryKV
-    from streams import simulate
+    from streams.ops import simulate
 
     events = [f.model(e) for e in
               simulate.historical(employees=3, start=date(2026, 10, 1), days=8, seed=11)]

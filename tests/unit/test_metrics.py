@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-from streams.metrics import _LAG_BUCKETS, BatchObservations, Metrics, observe_many
+from streams.worker.metrics import _LAG_BUCKETS, BatchObservations, Metrics, observe_many
 
 values = st.lists(
     st.one_of(st.sampled_from([0.0, *_LAG_BUCKETS, math.inf]),

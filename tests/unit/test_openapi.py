@@ -22,7 +22,7 @@ from processors.figures import department_totals, employee_object
 from processors.ticket import describe
 from projections.employees import BadPeriod, parse_period
 from projections.pipeline import Pipeline
-from streams.openapi import DATE_PATTERN, ID_PATTERN, MONTH_PATTERN, openapi_document
+from streams.api.openapi import DATE_PATTERN, ID_PATTERN, MONTH_PATTERN, openapi_document
 from tests import factory as f
 
 SCALE = {k: Decimal(str(v)) for k, v in f.BONUS_SCALE.items()}

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from streams.fastpath import ReadPositions, Verdict
+from streams.worker.fastpath import ReadPositions, Verdict
 
 TP = ("input", 0)
 

@@ -14,7 +14,7 @@ import pytest
 from schemas.decode import Rejection, decode
 from schemas.events import EVENT_MODELS
 from schemas.topics import topic_for_type
-from streams.simulate import (
+from streams.ops.simulate import (
     CALLS_PER_HOUR_TARGET,
     DECISION_CATALOGUE,
     SendFailed,

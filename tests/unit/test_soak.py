@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.soak import Sample, _gauge, _over, slope_per_hour, summarize
+from streams.devtools.soak import Sample, _gauge, _over, slope_per_hour, summarize
 
 
 def _samples(rss: list[float], rocksdb: list[float]) -> list[Sample]:

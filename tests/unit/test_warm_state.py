@@ -11,7 +11,7 @@ import pytest
 
 from projections.pipeline import Pipeline
 from schemas.decode import Rejection, decode
-from streams.bench import make_feed
+from streams.devtools.bench import make_feed
 
 
 class _Forgetful(set[str]):

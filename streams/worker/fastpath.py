@@ -489,7 +489,7 @@ class VerifiedHighwaterThread(_aiokafka.AIOKafkaConsumerThread):
 
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
-        # KPI_FETCH_MAX_WAIT_MS, set on the app by streams.app.KpiWorker.
+        # KPI_FETCH_MAX_WAIT_MS, set on the app by streams.worker.app.KpiWorker.
         wait = getattr(self.app, "kpi_fetch_max_wait_ms", None)
         if wait is not None:
             # Read by AIOKafkaConsumer.start() when it builds its fetcher.
@@ -532,7 +532,7 @@ class BatchProducer(_aiokafka.Producer):
         super().__init__(*args, **kwargs)
         self.buffer.max_messages = self.buffer_messages
         # Awaited before Faust's own flush, which it awaits before every commit: records
-        # queued outside Faust's buffer (streams/changelog.py) reach aiokafka first.
+        # queued outside Faust's buffer (streams/worker/changelog.py) reach aiokafka first.
         self.before_flush: list[Callable[[], Awaitable[None]]] = []
 
     async def flush(self) -> None:

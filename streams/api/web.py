@@ -15,7 +15,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import Any, ClassVar, cast
 from urllib.parse import unquote
 
 import aiohttp
@@ -30,17 +30,15 @@ from prometheus_client.exposition import (
 
 from processors.ticket import describe
 from projections.employees import BadPeriod, Period, parse_period
-from streams.auth import Principal, TokenStore, bearer
-from streams.openapi import (
+from streams.api.auth import Principal, TokenStore, bearer
+from streams.api.openapi import (
     DATE_PATTERN,
     ID_PATTERN,
     METRIC_NAME_PATTERN,
     MONTH_PATTERN,
     openapi_document,
 )
-
-if TYPE_CHECKING:
-    from streams.app import KpiWorker
+from streams.api.readside import ReadSide
 
 log = logging.getLogger("kpi.web")
 
@@ -106,7 +104,7 @@ async def json_errors(request: aioweb.Request,
     return resp
 
 
-def _install_middleware(worker: KpiWorker) -> None:
+def _install_middleware(worker: ReadSide) -> None:
     web_app = getattr(worker.app.web, "web_app", None)
     if web_app is None:  # another web driver: the views still answer JSON themselves
         log.warning("web driver without an aiohttp app: router errors stay plain text")
@@ -114,7 +112,7 @@ def _install_middleware(worker: KpiWorker) -> None:
     web_app.middlewares.append(json_errors)
 
 
-def register_web(worker: KpiWorker) -> None:
+def register_web(worker: ReadSide) -> None:
     """Add every view to the worker's Faust app."""
     app = worker.app
     s = worker.settings

@@ -41,7 +41,7 @@ class DirectSender:
     quarter of a backlog's wall time). So, as Faust's own producer buffer does, records
     are queued and a task of their own feeds them to aiokafka; the producer's `flush`,
     which Faust awaits before every commit, first waits for this queue to empty (see
-    `streams.fastpath.BatchProducer`), so nothing is committed before its records are in
+    `streams.worker.fastpath.BatchProducer`), so nothing is committed before its records are in
     aiokafka. Past `limit` queued records the agents wait (back-pressure). Without that
     flush hook (Faust's own transport, `KPI_FAST_PATH=false`) each send is awaited where
     it is made. A record aiokafka finally fails to deliver is fatal.

@@ -20,14 +20,14 @@ Phases (each bounded by `timeout`, each shown with progress):
    those events only. Peak RSS is the worker's VmHWM. Then a **warm restart**: the worker
    is stopped and a new one started on its state directory; seconds from its spawn until
    `/health` answers 200 and until a sample of employees' month figures read as before.
-5. **replay**: `streams.replay.replay()` builds generation 2 from the same topics; its
+5. **replay**: `streams.ops.replay.replay()` builds generation 2 from the same topics; its
    rate runs from the replay worker's first output (facts of its first batch) until it
    has caught up, and its whole run (worker start and group join included) is shown apart.
 
 Rates are events after the first observation divided by the time from that observation
 to the end, so a process's start-up, group join and first fetch never count. End offsets
 are read from fetch responses, not ListOffsets (Tansu under-reports the latter: see
-`streams.fastpath.verified_end_offsets`).
+`streams.worker.fastpath.verified_end_offsets`).
 """
 
 from __future__ import annotations
@@ -60,9 +60,9 @@ from pathlib import Path
 from typing import Any
 
 from schemas.topics import INPUT_TOPICS
-from streams.broker import BrokerError, EmbeddedBroker, free_port
-from streams.memory import allocator_env, allocator_in_use
+from streams.devtools.broker import BrokerError, EmbeddedBroker, free_port
 from streams.settings import Settings
+from streams.worker.memory import allocator_env, allocator_in_use
 
 HISTORY_START = date(2025, 3, 1)
 HISTORY_DAYS = 30
@@ -278,7 +278,7 @@ def highwaters(bootstrap: str, topics: list[str], timeout: float = 15.0) -> Offs
 
 
 def _committed(settings: Settings, group: str) -> Offsets:
-    from streams.replay import committed_offsets
+    from streams.ops.replay import committed_offsets
 
     return committed_offsets(settings, group)
 
@@ -294,7 +294,7 @@ def make_feed(n: int, seed: int, meter: Meter | None = None,
               employees: int | None = None) -> tuple[list[Record], int]:
     """The first n events (time order) of a month of history; returns (records, employees).
     With `employees` the centre has that many seats, else as many as n events need."""
-    from streams import simulate as sim
+    from streams.ops import simulate as sim
 
     fixed = employees is not None
     if employees is None:
@@ -379,7 +379,7 @@ def pure_fold(run: _Run) -> dict[str, Any]:
     no Faust, no RocksDB. The ceiling of what any worker of ours can do per core."""
     from projections.pipeline import Pipeline
     from schemas.decode import Rejection, decode
-    from streams.memory import tune_gc
+    from streams.worker.memory import tune_gc
 
     records = run.records
     n = len(records)
@@ -477,7 +477,8 @@ def faust_baseline(run: _Run, mode: str) -> dict[str, Any]:
     cfg = run.cfg
     status = run.dir / f"{mode}.status.json"
     log_path = run.dir / f"{mode}.log"
-    cmd = [sys.executable, "-m", "streams.bench", "baseline", mode, "--brokers", run.bootstrap,
+    cmd = [sys.executable, "-m", "streams.devtools.bench", "baseline", mode,
+           "--brokers", run.bootstrap,
            "--topics", ",".join(run.inputs), "--events", str(cfg.events),
            "--app-id", f"{run.prefix}bench-{mode}", "--data-dir", str(run.dir / f"{mode}-data"),
            "--partitions", str(cfg.partitions), "--status", str(status)]
@@ -827,7 +828,7 @@ def _live(run: _Run, base: str, counted: int, alive: Callable[[], None]) -> dict
     """The live feed at a steady rate; lag quantiles over exactly those events."""
     from kafka import KafkaProducer
 
-    from streams import simulate as sim
+    from streams.ops import simulate as sim
 
     cfg = run.cfg
     before = histogram(_scrape(base, POLLED) or "", LAG_METRIC)
@@ -875,7 +876,7 @@ def _live(run: _Run, base: str, counted: int, alive: Callable[[], None]) -> dict
 
 
 def replay_phase(run: _Run) -> dict[str, Any]:
-    from streams.replay import ReplayError, group_id, replay
+    from streams.ops.replay import ReplayError, group_id, replay
 
     cfg = run.cfg
     s = run.settings()
@@ -1114,7 +1115,7 @@ def main(cfg: BenchConfig, json_path: Path | None = None) -> dict[str, Any]:
 
 
 def _child_main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="python -m streams.bench")
+    p = argparse.ArgumentParser(prog="python -m streams.devtools.bench")
     sub = p.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("baseline", help="a Faust baseline process (run by kpi bench)")
     b.add_argument("mode", choices=["naive", "pass-through"])

@@ -12,7 +12,7 @@ from typing import Any
 
 from schemas.decode import Rejection, decode
 from schemas.topics import prefixed, topic_for_type
-from streams.simulate import progress_bar
+from streams.ops.simulate import progress_bar
 
 TIMEOUT_MS = 10_000
 # Unroutable lines still get their reason from the decoder; any input topic will do,

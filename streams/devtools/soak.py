@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from schemas.topics import INPUT_TOPICS
-from streams.bench import (
+from streams.devtools.bench import (
     _counted,
     _cpu_seconds,
     _delta,
@@ -50,7 +50,7 @@ from streams.bench import (
     metric_sum,
     quantile,
 )
-from streams.broker import EmbeddedBroker, free_port
+from streams.devtools.broker import EmbeddedBroker, free_port
 from streams.settings import Settings
 
 LATENCY = "kpi_processing_latency_seconds"
@@ -214,7 +214,7 @@ def _feed(bootstrap: str, prefix: str, cfg: SoakConfig, limit: int,
     """The simulator's live feed at a steady rate (a thread: it sleeps between events)."""
     from kafka import KafkaProducer
 
-    from streams import simulate as sim
+    from streams.ops import simulate as sim
 
     producer: Any = None
     try:
@@ -281,7 +281,7 @@ def run(cfg: SoakConfig, on_sample: Callable[[Sample], None] | None = None) -> S
             if time.monotonic() > deadline:
                 raise SoakError("worker did not serve /metrics within 120 s")
             time.sleep(0.5)
-        from streams.memory import allocator_in_use
+        from streams.worker.memory import allocator_in_use
 
         result.summary["allocator"] = allocator_in_use(f"/proc/{proc.pid}/maps")
         _say(f"soak: worker up (pid {proc.pid}, {result.summary['allocator']} malloc), "

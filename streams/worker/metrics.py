@@ -86,7 +86,7 @@ class Metrics:
             "Records fetched and waiting in an agent's queue, per agent", ["agent"],
             registry=r,
         )
-        # The process's RocksDB memory against its budget (streams/store.py): the block
+        # The process's RocksDB memory against its budget (streams/worker/store.py): the block
         # cache fills up to the budget as state grows, then stays there; a soak reads it
         # to tell that from a leak.
         self.rocksdb_memory = Gauge(

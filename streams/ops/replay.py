@@ -39,10 +39,10 @@ from projections.store import MemoryKV
 from schemas.decode import decode
 from schemas.events import Event, NormOrderIssued
 from schemas.topics import INPUT_TOPICS
-from streams import generations as gens
 from streams.admin import INTERNAL_TOPICS, create_topics, fetched_end_offsets
-from streams.broker import free_port
+from streams.net import free_port
 from streams.settings import Settings
+from streams.worker import generations as gens
 
 Figures = dict[tuple[str, str], dict[str, Any]]
 

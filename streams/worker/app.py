@@ -45,14 +45,14 @@ from projections.timers import IndexedKV, TimerIndex
 from schemas.decode import Rejection, dead_letter_value, decode
 from schemas.events import Event, NormOrderIssued
 from schemas.topics import INPUT_TOPICS
-from streams.changelog import DirectSender, DirectTable
-from streams.fastpath import RecordBatch, fetch_wait_for
-from streams.generations import registry_topic
-from streams.memory import trim
-from streams.metrics import BatchObservations, Metrics
+from streams.api.web import register_web
 from streams.settings import Settings
-from streams.store import budget_usage
-from streams.web import register_web
+from streams.worker.changelog import DirectSender, DirectTable
+from streams.worker.fastpath import RecordBatch, fetch_wait_for
+from streams.worker.generations import registry_topic
+from streams.worker.memory import trim
+from streams.worker.metrics import BatchObservations, Metrics
+from streams.worker.store import budget_usage
 
 log = logging.getLogger("kpi.worker")
 
@@ -71,7 +71,7 @@ class TableKV:
                  direct: DirectTable | None = None) -> None:
         self.table = table
         self.partitions = partitions
-        # The agents' write path (streams/changelog.py); None: Faust's table as is.
+        # The agents' write path (streams/worker/changelog.py); None: Faust's table as is.
         self.direct = direct
 
     def scoped(self, owner: str) -> Any:
@@ -226,7 +226,7 @@ class KpiWorker:
             version=s.generation,
             broker=[f"{'kpikafka' if s.fast_path else 'kafka'}://{b}" for b in s.bootstrap_list],
             broker_credentials=self._credentials(),
-            store="kpirocksdb://",  # streams/store.py: one memory budget
+            store="kpirocksdb://",  # streams/worker/store.py: one memory budget
             datadir=str(s.data_dir),
             web_host=s.web_host,
             web_port=s.web_port,
@@ -256,7 +256,7 @@ class KpiWorker:
             loghandlers=[],
         )
         app = self.app
-        # Read by the fast path's consumer thread (streams/fastpath.py). A worker starts
+        # Read by the fast path's consumer thread (streams/worker/fastpath.py). A worker starts
         # as if behind (it may be, after downtime); the first lag it measures, within a
         # broker probe interval, sets the wait it runs with (_pace_fetches).
         cast(Any, app).kpi_fetch_max_wait_ms = s.backlog_fetch_max_wait_ms
@@ -297,7 +297,7 @@ class KpiWorker:
         self.timers_table = app.Table("alert-timers", options=self._rocksdb_options(),
                                       **table_opts)
         # Agents write their tables and hot outputs through aiokafka directly (see
-        # streams/changelog.py); each batch publishes its changelog records before it
+        # streams/worker/changelog.py); each batch publishes its changelog records before it
         # returns, so before its offsets can be committed.
         self.sender = DirectSender(app)
         self.direct_tables = [DirectTable(t, self.sender) for t in
@@ -666,7 +666,7 @@ class KpiWorker:
             )
             try:
                 if s.follow_active:
-                    from streams.generations import ensure_registry
+                    from streams.worker.generations import ensure_registry
 
                     # Created up front, so that a registry appearing later is never missed.
                     await asyncio.get_running_loop().run_in_executor(None, ensure_registry, s)
@@ -800,7 +800,7 @@ class KpiWorker:
 
     def _apply_global(self, full_topic: str, key: bytes | None, value: bytes | None) -> None:
         if full_topic == self.registry_name:
-            if key == b"active":  # see streams.generations.write
+            if key == b"active":  # see streams.worker.generations.write
                 self._registry_active = int(orjson.loads(value)["generation"]) if value else None
             return
         topic = self._topic_name(full_topic)
