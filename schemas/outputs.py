@@ -32,3 +32,28 @@ class SlaAlert(BaseModel):
     due_at: AwareDatetime | None
     target_minutes: float
     elapsed_minutes: float
+
+
+class DeadLetter(BaseModel):
+    """A rejected input record as published on `dead-letters` (schemas/decode.py builds it).
+
+    `value` is the record's original text, or its base64 when it is not UTF-8; `reason`
+    is the first fault found, in the order of `DEAD_LETTER_REASONS`.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_id: uuid.UUID
+    type: Literal["dead_letter"]
+    schema_version: int
+    occurred_at: AwareDatetime
+    topic: str
+    partition: int
+    offset: int
+    key: str | None
+    value: str | None
+    value_encoding: Literal["text", "base64"]
+    reason: Literal["not_utf8", "invalid_json", "unknown_type", "wrong_topic",
+                    "unsupported_version", "missing_field", "wrong_type", "invalid_value",
+                    "naive_timestamp", "too_late"]
+    detail: str

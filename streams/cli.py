@@ -438,6 +438,48 @@ def tokens_revoke(ctx: click.Context, token_id: str) -> None:
 
 
 @cli.command()
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write one <name>.schema.json per event and output into this directory "
+                   "(default: print them all as one JSON object).")
+def schema(out_dir: Path | None) -> None:
+    """JSON Schema of every input event and output object, from the pydantic models."""
+    import json
+
+    from streams.ops.reference import all_schemas, write_schemas
+
+    if out_dir is None:
+        click.echo(json.dumps(all_schemas(), indent=2))
+        return
+    try:
+        written = write_schemas(out_dir)
+    except OSError as exc:
+        _fail(f"cannot write schemas to {out_dir}: {exc.strerror or exc}")
+    click.echo(f"wrote {len(written)} schemas to {out_dir}")
+
+
+@cli.command("settings")
+@click.option("--markdown", is_flag=True, help="Print the settings table as Markdown.")
+@click.option("--write", "doc", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Replace the table between the settings markers of this file.")
+def settings_cmd(markdown: bool, doc: Path | None) -> None:
+    """Every KPI_* setting with its default and meaning, from the settings object."""
+    from streams.ops.reference import replace_settings_table, settings_markdown, settings_rows
+
+    if doc is not None:
+        try:
+            doc.write_text(replace_settings_table(doc.read_text(encoding="utf-8")),
+                           encoding="utf-8")
+        except ValueError as exc:
+            _fail(f"{doc}: {exc}")
+        click.echo(f"updated the settings table in {doc}")
+    elif markdown:
+        click.echo(settings_markdown(), nl=False)
+    else:
+        for var, default, meaning in settings_rows():
+            click.echo(f"{var.strip('`'):32} {default.strip('`') or '-':18} {meaning}")
+
+
+@cli.command()
 @click.option("--employees", default=30, show_default=True, type=click.IntRange(1, 10000))
 @click.option("--rate", default=15.0, show_default=True, type=click.FloatRange(0.1, 10000))
 @click.option("--port", default=9092, show_default=True, type=click.IntRange(1, 65535),

@@ -18,12 +18,15 @@ class Settings(BaseSettings):
     brokers: str = Field("127.0.0.1:9092", description="bootstrap servers, comma-separated")
     topic_prefix: str = Field("", description="prepended to every topic, e.g. 'acme.'")
     partitions: int = Field(4, ge=1, le=1024, description="partitions of topics we create")
-    replication_factor: int = Field(1, ge=1, le=16)
+    replication_factor: int = Field(1, ge=1, le=16,
+                                    description="replication of the topics we create")
     data_dir: Path = Field(Path(".kpi/data"), description="RocksDB state of this worker")
-    web_host: str = "127.0.0.1"
-    web_port: int = Field(6066, ge=1, le=65535)
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
-    app_id: str = Field("kpi", pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    web_host: str = Field("127.0.0.1", description="HTTP bind address of this worker")
+    web_port: int = Field(6066, ge=1, le=65535, description="HTTP port of this worker")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="debug, info, warning or error")
+    app_id: str = Field("kpi", pattern=r"^[A-Za-z0-9._-]{1,64}$",
+                        description="consumer group and changelog names")
     generation: int = Field(1, ge=1, description="projection generation this worker builds")
     session_timeout: float = Field(10.0, gt=0, description="consumer group session timeout, s")
     snapshot_interval: float = Field(1.0, gt=0, le=2.0, description="kpi-employee flush, s")
@@ -43,7 +46,9 @@ class Settings(BaseSettings):
     # glibc's heap (streams/worker/memory.py): arenas capped, free pages returned on a timer.
     # auto: the worker re-executes itself on jemalloc when the machine has libjemalloc2
     # (streams/worker/memory.py says why); system: glibc's malloc, arenas capped and trimmed.
-    allocator: Literal["auto", "jemalloc", "system"] = "auto"
+    allocator: Literal["auto", "jemalloc", "system"] = Field(
+        "auto", description="auto: jemalloc when libjemalloc2 is installed (the image has "
+        "it), else glibc; jemalloc: the same, an error without it; system: glibc's malloc")
     malloc_arenas: int = Field(2, ge=0, le=64, description="glibc malloc arenas (0: default)")
     malloc_trim_interval: float = Field(30.0, ge=0, description="malloc_trim period, s (0: off)")
     gc_threshold: int = Field(50_000, ge=0, description="gen-0 GC threshold (0: Python's)")
@@ -63,8 +68,9 @@ class Settings(BaseSettings):
     # a shorter wait means more fetches, and the embedded broker's fetch costs it CPU in
     # proportion to every batch the partition ever stored: with 200 ms the worker's own
     # p99 rose ~10 s/h over a 30-minute soak and 5 % of events took over 2 s; with
-    # 1,500 ms it stayed flat (README, Soak). Apache Kafka answers as soon as records
-    # arrive, so there the wait only paces the empty polls of an idle worker.
+    # 1,500 ms it stayed flat (docs/performance.md, "The fetch wait"). Apache Kafka
+    # answers as soon as records arrive, so there the wait only paces the empty polls of
+    # an idle worker.
     fetch_max_wait_ms: int = Field(1500, ge=10, le=10_000,
                                    description="consumer fetch wait, ms")
     # The wait while the worker is far behind (a backlog after downtime, an import, a
@@ -104,13 +110,15 @@ class Settings(BaseSettings):
     tokens_file: Path = Field(Path(".kpi/tokens.json"), description="hashed API tokens")
     fast_path: bool = Field(True, description="deliver fetched batches to agents (fastpath.py)")
     # Kafka security, passed through to every client (Faust/aiokafka and kafka-python).
-    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
-    sasl_username: str | None = None
-    sasl_password: SecretStr | None = None
-    ssl_cafile: Path | None = None
-    ssl_certfile: Path | None = None
-    ssl_keyfile: Path | None = None
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL")
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        None, description="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+    sasl_username: str | None = Field(None, description="SASL user")
+    sasl_password: SecretStr | None = Field(None, description="SASL password")
+    ssl_cafile: Path | None = Field(None, description="CA bundle that signed the brokers")
+    ssl_certfile: Path | None = Field(None, description="client certificate (mutual TLS)")
+    ssl_keyfile: Path | None = Field(None, description="client key (mutual TLS)")
 
     @property
     def bootstrap_list(self) -> list[str]:
