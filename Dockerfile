@@ -7,7 +7,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 # jemalloc: the worker re-executes itself on it (KPI_ALLOCATOR=auto); under glibc's malloc
-# a live worker's RSS kept creeping up (README, Soak).
+# a live worker's RSS kept creeping up (docs/settings.md, KPI_ALLOCATOR).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libjemalloc2 \
  && rm -rf /var/lib/apt/lists/*

@@ -1,4 +1,5 @@
-"""Norm orders, the order in force, calendars and plans (contract rules 1 and 4)."""
+"""Norm orders, the order in force, calendars and plans (docs/semantics.md, "Which order
+governs" and "Minutes, plan and attainment")."""
 
 from __future__ import annotations
 
@@ -150,7 +151,7 @@ class OrderCatalogue:
     """Every known order; answers "which order is in force" for live and replay views.
 
     A view is `issued_by`: None means every order counts as issued at the start (replay);
-    an instant means only orders issued at or before it count (live, rule 1).
+    an instant means only orders issued at or before it count (live figures).
     """
 
     def __init__(self) -> None:
@@ -159,7 +160,7 @@ class OrderCatalogue:
         self._day_cache: dict[tuple[date, bool], NormOrder | None] = {}
         self._window_cache: dict[tuple[date, bool], tuple[datetime, datetime] | None] = {}
         self._window_us_cache: dict[tuple[date, bool], tuple[datetime, int, int] | None] = {}
-        # The zone every known order shares (the contract expects one), else None.
+        # The zone every known order shares (orders are expected to share one), else None.
         self._one_zone: ZoneInfo | None = None
         self._digests: dict[str, str] = {}
         # Bumped on every change, so a projection can tell cheaply that it must reconcile.

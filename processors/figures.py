@@ -1,4 +1,5 @@
-"""The contract's read-side formulas (rules 10-13): percentages, quality, bonus, objects."""
+"""The read-side formulas (docs/semantics.md, "Quality figures"): percentages, quality,
+bonus, objects."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from processors.counters import Counters
 
 _CENT = Decimal("0.01")
 _HUNDRED = Decimal(100)
-# Deduction bands on the reported productivity_pct (rule 12): (lower bound, points).
+# Deduction bands on the reported productivity_pct (the bonus): (lower bound, points).
 _BANDS: tuple[tuple[Decimal, int], ...] = (
     (Decimal(100), 0), (Decimal(98), 1), (Decimal(96), 2), (Decimal(94), 3),
     (Decimal(92), 4), (Decimal(90), 5),
@@ -34,7 +35,7 @@ def pct(num: Decimal | int, den: Decimal | int) -> float | None:
 
 
 def quality_score(q1: int, q2_: int, q3: int, q4: int) -> Decimal | None:
-    """Rule 11: 95, -10 per 1, -5 per 2, +0.1 per 4; all 4s -> 100; clamp [0, 100]."""
+    """Quality score: 95, -10 per 1, -5 per 2, +0.1 per 4; all 4s -> 100; clamp [0, 100]."""
     n = q1 + q2_ + q3 + q4
     if n == 0:
         return None
@@ -70,7 +71,7 @@ def scale_step(scale: Mapping[str, Decimal], points_floor: Decimal) -> Decimal |
 
 def bonus(quality: Decimal | None, productivity_pct: float | None,
           bonus_scale: Mapping[str, Decimal] | None) -> dict[str, Any]:
-    """Rule 12, explained: each step's figure, and the first failing step as `reason`."""
+    """The bonus, explained: each step's figure, and the first failing step as `reason`."""
     out: dict[str, Any] = {
         "eligible": False,
         "quality_score": round2(quality) if quality is not None else None,
@@ -102,7 +103,7 @@ def _calls(c: Counters, plan_minutes: Decimal,
     aht = round2(c.handle_seconds / c.calls_answered) if c.calls_answered else None
     cph_exact = (Decimal(c.calls_answered) / (plan_minutes / 60)) if plan_minutes else None
     cph = round2(cph_exact) if cph_exact is not None else None
-    # productivity comes from the unrounded calls_per_hour (fine print, "Rounding")
+    # productivity comes from the unrounded calls_per_hour (docs/semantics.md, "Rounding")
     prod = pct(cph_exact, target) if cph_exact is not None and target else None
     return {"answered": c.calls_answered, "aht_seconds": aht, "calls_per_hour": cph,
             "productivity_pct": prod}, prod
@@ -142,7 +143,7 @@ def employee_object(*, employee_id: str, department_id: str | None, period: str,
                     is_month: bool, calls_per_hour_target: Decimal | None,
                     sla_goal_pct: Decimal | None,
                     bonus_scale: Mapping[str, Decimal] | None) -> dict[str, Any]:
-    """The contract's employee object (section 5); bonus and quality only for months."""
+    """The employee object (docs/events.md); bonus and quality only for months."""
     body, prod = _common(c, tickets_handled, plan_minutes, calls_per_hour_target, sla_goal_pct)
     obj: dict[str, Any] = {"employee_id": employee_id, "department_id": department_id,
                            "period": period, "generation": generation, **body}

@@ -24,7 +24,7 @@ from schemas.topics import topic_for_type
 
 UTC = UTC
 
-# Ties at one instant go by type in this order (contract, "Time order").
+# Ties at one instant go by type in this order (docs/semantics.md, "Time order").
 TYPE_RANK: dict[str, int] = {
     t: i
     for i, t in enumerate(
@@ -43,7 +43,7 @@ TYPE_RANK: dict[str, int] = {
     )
 }
 TICKET_TYPES = frozenset(TYPE_RANK)
-# Duplicates are judged per topic (contract, "Duplicates"), so entries know their topic.
+# Duplicates are judged per topic (docs/semantics.md, "Duplicates"), so entries know their topic.
 TOPIC_OF_TYPE: dict[str, str] = {t: topic_for_type(t).name for t in TYPE_RANK}
 THRESHOLDS: tuple[tuple[str, Decimal], ...] = (
     ("warning", Decimal("0.75")),
@@ -197,7 +197,7 @@ class SecondsFn:
 
 
 def _within(clock: Clock) -> bool:
-    """'Within target' means elapsed <= target, exactly (contract, fine print)."""
+    """'Within target' means elapsed <= target, exactly (docs/semantics.md)."""
     return clock.target_seconds is None or clock.elapsed <= clock.target_seconds
 
 
@@ -219,7 +219,7 @@ def _seconds_fn(bh: bool, cat: OrderCatalogue, live: bool) -> SecondsFn:
 def _weights(
     codes: Iterable[str], order: NormOrder | None, auto: bool
 ) -> tuple[Decimal, int]:
-    """(minutes, unpriced count) for decision codes under an order (rule 2)."""
+    """(minutes, unpriced count) for decision codes under an order (docs/semantics.md)."""
     minutes = Decimal(0)
     unpriced = 0
     catalogue = order.decision_weights if order is not None else {}
@@ -243,7 +243,7 @@ def fold(
 ) -> TicketView:
     """Fold a ticket's history (any order) into its view; `live` picks the order view.
 
-    live=True: each event sees only orders issued by its own occurred_at (rule 1);
+    live=True: each event sees only orders issued by its own occurred_at;
     live=False (replay): every order counts as issued at the start.
     """
     return Folder.over(ticket_id, entries, merge_ins, cat, live=live, alerts=alerts).finish()
@@ -365,7 +365,7 @@ class Folder:
 
     def _credit(self, e: Entry, emp: str, codes: list[str]) -> None:
         # Weighed under the order in force on the opened date (or this event's own date
-        # for a ticket never opened), as seen from this crediting event (rule 2).
+        # for a ticket never opened), as seen from this crediting event.
         v = self.v
         opened_date = self.local(v.opened_at) if v.opened_at is not None else self.local(e.ts)
         order = self.cat.in_force(opened_date, self.issued(e.ts))
@@ -413,7 +413,7 @@ class Folder:
         typ = e.type
         add = self._add
         if typ == "ticket.opened":
-            # Every opened names its employee (known, README), even a second one that
+            # Every opened names its employee (known, docs/semantics.md), even a second one that
             # defines nothing: else it would be known only if it arrived first.
             add(d["employee_id"], self.local(e.ts))
             if e is self.opened and d["origin"] == "manual":

@@ -436,7 +436,7 @@ class EmployeeProjector:
         return order.calls_per_hour_target, order.sla_goal_pct, order.bonus_scale
 
     def employee(self, employee_id: str, period: Period, generation: int) -> dict[str, Any]:
-        """The contract's employee object for a day or a month."""
+        """The employee object (docs/events.md) for a day or a month."""
         c, handled = self.totals(employee_id, period)
         target, goal, scale = self._params(period)
         return employee_object(

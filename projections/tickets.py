@@ -200,7 +200,7 @@ class TicketProjector:
         self._states[ticket_id] = st
         entry = Entry.from_event(ev)
         topic = TOPIC_OF_TYPE[entry.type]
-        # The first valid delivery of an event_id on a topic wins (contract, "Duplicates").
+        # The first valid delivery of an event_id on a topic wins (docs/semantics.md).
         if any(e.event_id == entry.event_id and TOPIC_OF_TYPE[e.type] == topic
                for e in st.entries):
             out = self._republish(ticket_id, st)

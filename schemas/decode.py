@@ -1,6 +1,6 @@
-"""Decoding at the edge: bytes in, a typed event or a rejection with the contract's reason.
+"""Decoding at the edge: bytes in, a typed event or a rejection with its dead-letter reason.
 
-Never raises. Reasons, in the contract's order of precedence: not_utf8, invalid_json,
+Never raises. Reasons, in their order of precedence (docs/events.md): not_utf8, invalid_json,
 unknown_type, wrong_topic, unsupported_version, missing_field, wrong_type, invalid_value,
 naive_timestamp (and too_late, decided later by the ticket projection).
 """
@@ -96,7 +96,7 @@ def decode(topic: str, key: bytes | None, value: bytes | None, *,
     """Validate one record of an (unprefixed) input topic."""
     try:
         return _decode(topic, key, value, upcasters)
-    except Exception as exc:  # the contract: nothing invalid may stop the worker
+    except Exception as exc:  # nothing invalid may stop the worker
         return Rejection("invalid_value", f"undecodable: {exc.__class__.__name__}: {exc}")
 
 
@@ -145,7 +145,7 @@ def _decode(topic: str, key: bytes | None, value: bytes | None,
         event = model.model_validate_json(raw)
     except ValidationError as exc:
         found += [(_classify(e), f"{_loc(e)}: {e['msg']}") for e in exc.errors()]
-    # The key is checked with the fields, so that it ranks as invalid_value (contract order).
+    # The key is checked with the fields, so that it ranks as invalid_value (reason order).
     key_field = spec.key_field
     expected = obj.get(key_field) if key_field else None
     if key is None:
@@ -162,7 +162,7 @@ def _decode(topic: str, key: bytes | None, value: bytes | None,
 
 def dead_letter_value(topic: str, partition: int, offset: int, key: bytes | None,
                       value: bytes | None, rejection: Rejection) -> bytes:
-    """The contract's dead-letter record; its event_id is derived from the source position."""
+    """The dead-letter record (docs/events.md); its event_id is derived from the source position."""
     if value is None:
         text, encoding = None, "text"
     else:

@@ -1,4 +1,4 @@
-"""Contract v1 event models: one frozen, strict pydantic model per event type."""
+"""Input event models (docs/events.md): one frozen, strict pydantic model per event type."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ NonNegInt = Annotated[int, Field(ge=0)]
 
 
 class Event(BaseModel):
-    """The envelope every contract event carries."""
+    """The envelope every input event carries."""
 
     model_config = ConfigDict(frozen=True, strict=True, extra="ignore")
 

@@ -16,7 +16,7 @@ def alert_event_id(ticket_id: str, target: str, kind: str) -> uuid.UUID:
 
 
 class SlaAlert(BaseModel):
-    """sla.warning / sla.breached as published on `sla-alerts` (contract rule 6)."""
+    """sla.warning / sla.breached as published on `sla-alerts` (docs/events.md)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 

@@ -26,7 +26,8 @@ def _admin(settings: Settings, timeout_ms: int = 10000) -> Any:
 
 
 def wanted_topics(settings: Settings) -> dict[str, dict[str, str]]:
-    """Full topic name -> configs, for the contract topics and this generation's internals."""
+    """Full topic name -> configs, for the input and output topics and this generation's
+    internals."""
     from schemas.topics import TOPICS
 
     out: dict[str, dict[str, str]] = {}

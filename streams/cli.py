@@ -76,14 +76,14 @@ def broker(port: int) -> None:
 
 @cli.group()
 def topics() -> None:
-    """Manage the contract topics."""
+    """Manage the topics."""
 
 
 @topics.command("create")
 @click.option("--partitions", type=click.IntRange(1, 1024), help="Partitions for new topics.")
 @click.pass_context
 def topics_create(ctx: click.Context, partitions: int | None) -> None:
-    """Create every contract topic and this generation's internal topics (idempotent)."""
+    """Create every input and output topic and this generation's internal ones (idempotent)."""
     from streams.admin import BrokerUnavailable, create_topics
 
     s = _settings(ctx)
@@ -249,7 +249,7 @@ def _producer(s: Settings) -> Any:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.pass_context
 def produce(ctx: click.Context, file: Path) -> None:
-    """Publish contract events from a JSONL file (topic and key follow from each type)."""
+    """Publish events from a JSONL file (topic and key follow from each type)."""
     from streams.admin import BrokerUnavailable, create_topics
     from streams.ops.produce import BrokerUnavailable as ProduceUnavailable
     from streams.ops.produce import produce_file

@@ -68,7 +68,7 @@ class Settings(BaseSettings):
     # a shorter wait means more fetches, and the embedded broker's fetch costs it CPU in
     # proportion to every batch the partition ever stored: with 200 ms the worker's own
     # p99 rose ~10 s/h over a 30-minute soak and 5 % of events took over 2 s; with
-    # 1,500 ms it stayed flat (docs/performance.md, "The fetch wait"). Apache Kafka
+    # 1,500 ms it stayed flat (docs/performance.md, "Where the time goes"). Apache Kafka
     # answers as soon as records arrive, so there the wait only paces the empty polls of
     # an idle worker.
     fetch_max_wait_ms: int = Field(1500, ge=10, le=10_000,
@@ -97,7 +97,7 @@ class Settings(BaseSettings):
     # partitions. Faust's stream_buffer_maxsize (4,096) counts messages; on the fast path
     # a message is a whole chunk of up to ~5,000 records, so with it a backlog's
     # read-ahead grew to 3.4 GiB of queued records after 1.7M events of a 10,000-seat
-    # centre, against a flat ~800 MiB with 8 (docs/performance.md, "A backlog's memory").
+    # centre, against a flat ~800 MiB with 8 (docs/performance.md, "Where the time goes").
     # 4096 restores Faust's bound.
     buffer_batches: int = Field(8, ge=2, le=4096,
                                 description="fetched chunks queued per agent (fast path)")
@@ -125,7 +125,7 @@ class Settings(BaseSettings):
         return [b.strip() for b in self.brokers.split(",") if b.strip()]
 
     def topic(self, name: str) -> str:
-        """The full topic name for a contract or internal topic name."""
+        """The full topic name for an input, output or internal topic name."""
         return f"{self.topic_prefix}{name}"
 
     def internal_topic(self, name: str) -> str:

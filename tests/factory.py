@@ -1,4 +1,4 @@
-"""Builders of valid contract events for tests (dicts as on the wire, and validated models)."""
+"""Builders of valid input events for tests (dicts as on the wire, and validated models)."""
 
 from __future__ import annotations
 

@@ -50,7 +50,7 @@ class Calls(_Strict):
 
 
 class Bonus(_Strict):
-    """Rule 12 step by step; `reason` names the first failing step and is absent when
+    """The bonus step by step; `reason` names the first failing step and is absent when
     eligible."""
 
     eligible: bool

@@ -1,4 +1,4 @@
-"""HTTP views: the contract's API, guarded by bearer tokens, strict about its inputs.
+"""HTTP views: the figures' API, guarded by bearer tokens, strict about its inputs.
 
 Every response that is not a success is JSON `{"error": code, "detail": text}`, including
 the router's own 404 and 405 (a middleware rewrites them); no stack trace ever reaches a

@@ -4,7 +4,7 @@ Phases (each bounded by `timeout`, each shown with progress):
 
 1. **preload**: N events of the simulator's realistic mix (a month of history, as many
    employees as N needs, cut at the N-th event in time order) produced with aiokafka to
-   the contract topics under a fresh topic prefix.
+   the input topics under a fresh topic prefix.
 2. **plain consumer**: one aiokafka consumer reads every input partition from the start,
    decoding nothing: the pipe's limit.
 3. **Faust baselines**, each a subprocess with its own app id, consumer group and data dir,

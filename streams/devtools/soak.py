@@ -99,7 +99,7 @@ class Sample:
     # settings: the broker's share of p99_latency_s (None: no records this interval)
     broker_p99_s: float | None = None
     # events of the interval processed more than 2 s after their record timestamp (the
-    # contract's bound for a snapshot), in percent: exact, 2 s being a bucket bound
+    # bound for a snapshot), in percent: exact, 2 s being a bucket bound
     over_2s_pct: float | None = None
     # CPU of the embedded broker's process (None with --brokers) and of this process (the
     # feed and the probe), one core = 100 %: on a 2-core machine the three share the cores,

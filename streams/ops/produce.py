@@ -1,4 +1,4 @@
-"""Publish a JSONL file of contract events: valid lines go out unchanged, the rest are reported."""
+"""Publish a JSONL file of events: valid lines go out unchanged, the rest are reported."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ class ProduceSummary:
 
 @dataclass(frozen=True)
 class _Routed:
-    topic: str  # unprefixed contract topic
+    topic: str  # unprefixed topic name
     key: bytes | None
 
 
@@ -118,7 +118,7 @@ def _producer(bootstrap: str, client_options: dict[str, Any]) -> Any:
 
 def produce_file(path: Path, *, bootstrap: str, prefix: str, client_options: dict[str, Any],
                  progress: bool = True) -> ProduceSummary:
-    """Send every valid event of a JSONL file to its contract topic, keyed by its key field."""
+    """Send every valid event of a JSONL file to its topic, keyed by its key field."""
     from kafka.errors import KafkaError
 
     path = Path(path)

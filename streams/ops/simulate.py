@@ -1,6 +1,6 @@
-"""Synthetic contract feeds: a reproducible history for files and a live feed for the broker.
+"""Synthetic feeds: a reproducible history for files and a live feed for the broker.
 
-Every event is a plain dict exactly as on the wire and valid under contract v1.
+Every event is a plain dict exactly as on the wire and valid (docs/events.md).
 
 The mix, per present employee and working day (documented once, used by both feeds):
 
@@ -824,7 +824,7 @@ def live(*, employees: int, seed: int, rate: float, now: Callable[[], datetime]
 
 
 def to_record(event: Event, prefix: str = "") -> tuple[str, bytes, bytes]:
-    """(topic, key, value) as the contract wants it on the wire."""
+    """(topic, key, value) as it goes on the wire (docs/events.md)."""
     spec = topic_for_type(event["type"])
     if not spec.key_field:
         raise ValueError(f"{event['type']} has no key field")

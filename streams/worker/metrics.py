@@ -10,7 +10,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
 # Lag buckets from sub-second live processing to hours of replay backlog. Finer around
-# the contract's 2 seconds (a snapshot's bound): with only 1 and 2.5, a p99 moving from
+# the 2 seconds a snapshot may take: with only 1 and 2.5, a p99 moving from
 # 0.95 to 1.05 s read as a jump to ~1.8 s (Prometheus interpolates inside a bucket).
 _LAG_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.25, 1.5, 2, 2.5, 5, 10, 30, 60,
                 300, 900, 3600, 86400)

@@ -134,7 +134,7 @@ def settings_for(broker: EmbeddedBroker, prefix: str, **over: Any) -> Settings:
 
 
 def produce(broker: EmbeddedBroker, prefix: str, events: Iterable[dict[str, Any]]) -> int:
-    """Publish contract events as on the wire (topic and key from the registry)."""
+    """Publish input events as on the wire (topic and key from the registry)."""
     from schemas.topics import topic_for_type
 
     producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", linger_ms=2)

@@ -1,7 +1,7 @@
 """decode() at the edge: every dead-letter reason, their precedence, keys, dead-letter records.
 
-Hypothesis feeds arbitrary bytes, arbitrary JSON and mutated contract events: no exception
-escapes, every input is a typed event or a rejection with one of the contract's reasons,
+Hypothesis feeds arbitrary bytes, arbitrary JSON and mutated valid events: no exception
+escapes, every input is a typed event or a rejection with one of the documented reasons,
 and generated valid events round-trip.
 """
 
@@ -27,11 +27,11 @@ from tests import factory as f
 AT = "2026-11-02T10:00:00+03:00"
 # Reasons decode() itself can give (too_late is decided later, by the ticket projection).
 DECODE_REASONS = frozenset(DEAD_LETTER_REASONS) - {"too_late"}
-CONTRACT_ORDER = ("not_utf8", "invalid_json", "unknown_type", "wrong_topic",
+REASON_ORDER = ("not_utf8", "invalid_json", "unknown_type", "wrong_topic",
                   "unsupported_version", "missing_field", "wrong_type", "invalid_value",
                   "naive_timestamp")
 
-# One valid wire sample of every contract input type.
+# One valid wire sample of every input type.
 SAMPLES: dict[str, dict[str, Any]] = {
     "ticket.opened": f.opened("t-1", AT, "e-1", decisions=["tariff_change"], call_id="c-9"),
     "ticket.decisions_added": f.added("t-1", AT, "e-1", ["reactivation"]),
@@ -424,11 +424,11 @@ def test_naive_timestamp(type_: str, field: str) -> None:
     assert r == "naive_timestamp"
 
 
-# -- precedence: the first fault found in the contract's order --------------------------------
+# -- precedence: the first fault found in the documented order -------------------------------
 
 
 def test_the_reason_list_is_the_contracts_order() -> None:
-    assert DEAD_LETTER_REASONS[:-1] == CONTRACT_ORDER
+    assert DEAD_LETTER_REASONS[:-1] == REASON_ORDER
     assert DEAD_LETTER_REASONS[-1] == "too_late"
 
 
@@ -567,7 +567,7 @@ def test_arbitrary_json_never_raises(topic: str, key: bytes | None, obj: Any) ->
 
 @st.composite
 def mutated_events(draw: st.DrawFn) -> tuple[str, bytes | None, bytes]:
-    """A contract sample with a few fields dropped, replaced or added, on some topic."""
+    """A valid sample with a few fields dropped, replaced or added, on some topic."""
     type_ = draw(st.sampled_from(sorted(SAMPLES)))
     body = dict(SAMPLES[type_])
     for _ in range(draw(st.integers(1, 3))):

@@ -1,6 +1,6 @@
 """Rules 10-13: calls, quality score, the monthly bonus and rounding, to the cent.
 
-The bonus scale is the contract's example order (tests/factory.py BONUS_SCALE):
+The bonus scale is the example order's (tests/factory.py BONUS_SCALE):
 85 -> 15, 93 -> 20, 94 -> 22.5, 95 -> 25, 96 -> 27.5, 97 -> 30, 98 -> 32.5, 99 -> 35, 100 -> 37.5.
 """
 
@@ -57,7 +57,7 @@ def calls_for(productivity_pct: Decimal, *, target: Decimal = Decimal(35),
     return int(n)
 
 
-# -- worked examples (issue 6, contract rule 12) ---------------------------------------------
+# -- worked examples of the bonus -------------------------------------------------------------
 
 
 def test_worked_example_quality_100_at_100_pct_productivity_is_37_5() -> None:
@@ -97,7 +97,7 @@ def test_a_month_with_no_evaluations_has_null_quality() -> None:
     assert obj["bonus"]["points"] is None and obj["bonus"]["bonus_pct"] is None
 
 
-# -- rule 11: the quality score --------------------------------------------------------------
+# -- the quality score ------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("s", "expected"), [
@@ -112,7 +112,7 @@ def test_quality_score(s: tuple[int, ...], expected: str) -> None:
     assert quality_score(c.q1, c.q2, c.q3, c.q4) == Decimal(expected)
 
 
-# -- rule 12: the deduction bands, each edge -------------------------------------------------
+# -- the deduction bands, each edge -----------------------------------------------------------
 
 BANDS = [  # (reported productivity, deduction, bonus_pct at quality 100)
     (150.0, 0, 37.5), (100.0, 0, 37.5),
@@ -234,7 +234,7 @@ def test_goal_met_compares_the_reported_compliance() -> None:
     assert month(Counters(met=1), goal=None)["sla"]["goal_met"] is None
 
 
-# -- rule 10 and 13: calls and rounding ------------------------------------------------------
+# -- calls and rounding -----------------------------------------------------------------------
 
 
 def test_calls_per_hour_and_productivity_from_the_unrounded_rate() -> None:
