@@ -40,7 +40,7 @@ from projections.store import MemoryKV
 from schemas.decode import decode
 from schemas.events import Event, NormOrderIssued
 from schemas.topics import INPUT_TOPICS
-from streams.admin import INTERNAL_TOPICS, create_topics, fetched_end_offsets
+from streams.admin import INTERNAL_TOPICS, create_topics, fetched_end_offsets, partitions_of
 from streams.net import free_port
 from streams.settings import Settings
 from streams.worker import generations as gens
@@ -184,6 +184,11 @@ def replay(settings: Settings, report_dir: Path, *, timeout_s: float = 3600.0,
            on_progress: Callable[[int, int], None] | None = None,
            log_path: Path | None = None) -> ReplayResult:
     """Build generation N+1 beside the live one, switch to it, report the changes."""
+    # N+1's internal topics and tables are co-partitioned with the input topics as they
+    # are, whatever KPI_PARTITIONS the operator's shell has (the worker does the same).
+    actual = partitions_of(settings, settings.topic("tickets"))
+    if actual and actual != settings.partitions:
+        settings = settings.model_copy(update={"partitions": actual})
     reg = gens.read_registry(settings)
     old = reg.active_generation
     new = reg.next_number()

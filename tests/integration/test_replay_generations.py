@@ -150,8 +150,11 @@ def _latest_snapshots(s: Settings) -> dict[tuple[str, str], dict[str, Any]]:
 
 
 def _cli_env(s: Settings) -> dict[str, str]:
-    return {**os.environ, "KPI_BROKERS": s.brokers, "KPI_TOPIC_PREFIX": s.topic_prefix,
-            "KPI_DATA_DIR": str(s.data_dir), "KPI_PARTITIONS": str(s.partitions)}
+    """An operator's shell: no KPI_PARTITIONS (the default differs from the topics')."""
+    env = {**os.environ, "KPI_BROKERS": s.brokers, "KPI_TOPIC_PREFIX": s.topic_prefix,
+           "KPI_DATA_DIR": str(s.data_dir)}
+    env.pop("KPI_PARTITIONS", None)
+    return env
 
 
 def _cli_replay(s: Settings, reports: Path) -> subprocess.Popen[str]:
