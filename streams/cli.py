@@ -145,18 +145,13 @@ def run_worker(s: Settings) -> None:
     import faust
 
     from streams.worker.app import KpiWorker
+    from streams.worker.generations import UnknownGeneration, serving_settings
 
-    if s.follow_active:
-        from streams.worker.generations import read_registry
-
-        try:
-            active = read_registry(s).active_generation
-            if active != s.generation:
-                click.echo(f"kpi worker: serving the active generation {active}", err=True)
-                s = s.model_copy(update={"generation": active})
-        except Exception as exc:  # the broker may not be up yet: the worker retries
-            click.echo(f"kpi worker: generation registry unreadable ({exc}); "
-                       f"serving generation {s.generation}", err=True)
+    try:
+        # The generation, and the order cutoff it was built with, from the registry.
+        s = serving_settings(s, lambda line: click.echo(line, err=True))
+    except UnknownGeneration as exc:
+        _fail(str(exc))
     from streams.worker.memory import allocator_in_use, limit_arenas, tune_gc
 
     allocator = allocator_in_use()
@@ -283,7 +278,7 @@ def replay(ctx: click.Context, report_dir: Path, timeout: int) -> None:
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from streams.admin import BrokerUnavailable
-    from streams.ops.replay import ReplayError
+    from streams.ops.replay import ProgressLines, ReplayError
     from streams.ops.replay import replay as run_replay
 
     s = _settings(ctx)
@@ -293,20 +288,24 @@ def replay(ctx: click.Context, report_dir: Path, timeout: int) -> None:
                "{task.total:,.0f} events"), TextColumn("{task.fields[rate]:,.0f}/s"),
                TimeRemainingColumn())
     started = time.monotonic()
-    with Progress(*columns, disable=not sys.stderr.isatty()) as bar:
+    terminal = sys.stderr.isatty()
+    lines = ProgressLines(lambda line: click.echo(line, err=True))
+    with Progress(*columns, disable=not terminal) as bar:
         task = bar.add_task("replay", total=None, rate=0.0)
 
         def progress(done: int, total: int) -> None:
             elapsed = max(time.monotonic() - started, 1e-6)
             bar.update(task, completed=done, total=total, rate=done / elapsed)
-            if not sys.stderr.isatty():
-                click.echo(f"replay: {done}/{total} events", err=True)
+            if not terminal:
+                lines(done, total)
 
         try:
             result = run_replay(s, report_dir, timeout_s=timeout, on_progress=progress,
                                 log_path=log_path)
-        except (ReplayError, BrokerUnavailable) as exc:
-            _fail(f"replay failed, generation unchanged: {exc} (worker log: {log_path})")
+        except ReplayError as exc:
+            _fail(f"replay failed: {exc} (worker log: {log_path})")
+        except BrokerUnavailable as exc:
+            _fail(f"replay failed, generation unchanged: {exc}")
     changed = sorted({r.employee_id for r in result.rows})
     click.echo(f"generation {result.new_generation} is active (was {result.old_generation}): "
                f"{result.events} events in {result.seconds:.1f}s ({result.rate:,.0f}/s)")
@@ -322,7 +321,12 @@ def generations() -> None:
 @generations.command("list")
 @click.pass_context
 def generations_list(ctx: click.Context) -> None:
-    """Number, state, started, caught up, active."""
+    """Number, state, order cutoff, started, caught up, active.
+
+    A generation's order cutoff is what it fixes: orders issued by then count as issued at
+    the start. Generation 1 (live, never replayed) has none and was started by the first
+    worker, before the registry records anything.
+    """
     from streams.admin import BrokerUnavailable
     from streams.worker.generations import read_registry
 
@@ -335,11 +339,14 @@ def generations_list(ctx: click.Context) -> None:
         from streams.worker.generations import Generation
 
         rows[reg.active_generation] = Generation(reg.active_generation, "active")
-    click.echo(f"{'gen':>4}  {'state':<10}  {'started':<25}  {'caught up':<25}  active")
+    click.echo(f"{'gen':>4}  {'state':<10}  {'order cutoff':<32}  {'started':<25}  "
+               f"{'caught up':<25}  active")
     for n in sorted(rows):
         g = rows[n]
         mark = "*" if n == reg.active_generation else ""
-        click.echo(f"{n:>4}  {g.state:<10}  {g.started_at or '-':<25}  "
+        cutoff = g.orders_cutoff or "none (live)"
+        start = g.started_at or ("first worker start" if n == 1 else "-")
+        click.echo(f"{n:>4}  {g.state:<10}  {cutoff:<32}  {start:<25}  "
                    f"{g.caught_up_at or '-':<25}  {mark}")
 
 
@@ -374,7 +381,8 @@ def generations_prune(ctx: click.Context, yes: bool) -> None:
     for n, names in plan.items():
         click.echo(f"generation {n}: {len(names)} topic(s), local state {s.data_dir / f'v{n}'}")
     if not yes and not click.confirm("delete these?", default=False):
-        _fail("nothing deleted")
+        click.echo("nothing deleted")  # the operator's answer, not a failure
+        return
     for g in doomed:
         delete_topics(s, plan[g.number])
         shutil.rmtree(s.data_dir / f"v{g.number}", ignore_errors=True)

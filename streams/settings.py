@@ -31,7 +31,8 @@ class Settings(BaseSettings):
     session_timeout: float = Field(10.0, gt=0, description="consumer group session timeout, s")
     snapshot_interval: float = Field(1.0, gt=0, le=2.0, description="kpi-employee flush, s")
     orders_cutoff: datetime | None = Field(
-        None, description="orders issued by this instant count as issued at the start (replay)")
+        None, description="orders issued by this instant count as issued at the start "
+        "(a replay generation's); set from the generation registry when a worker starts")
     snapshots: bool = Field(True, description="publish kpi-employee snapshots")
     follow_active: bool = Field(True, description="serve the registry's active generation")
     gauge_interval: float = Field(5.0, gt=0, description="per-employee gauge refresh, s")

@@ -2,12 +2,13 @@
 generation N, then switch every reader to it and report whose figures changed.
 
 Steps: register N+1 as building (with the order cutoff = now: every order issued so far
-counts as issued at the start); run a worker of generation N+1 (no alerts, no snapshots,
-not following the registry) until its consumer group has consumed every input record that
-existed at the start and its internal topics are drained; compute both generations'
-employee figures from their `employees` changelogs; write the change report; stop the
-replay worker; mark N+1 active (live workers follow and restart on it); publish a
-`kpi.employee_snapshot` for every (employee, period) whose figures differ.
+counts as issued at the start; every worker of N+1 reads it from the registry); run a
+worker of generation N+1 (no alerts, no snapshots, not following the registry) until its
+consumer group has consumed every input record that existed at the start and its internal
+topics are drained; compute both generations' employee figures from their `employees`
+changelogs; write the change report; stop the replay worker; mark N+1 active (live
+workers follow and restart on it); publish a `kpi.employee_snapshot` for every
+(employee, period) whose figures differ.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from projections.store import MemoryKV
 from schemas.decode import decode
 from schemas.events import Event, NormOrderIssued
 from schemas.topics import INPUT_TOPICS
-from streams.admin import INTERNAL_TOPICS, create_topics, fetched_end_offsets
+from streams.admin import INTERNAL_TOPICS, create_topics, fetched_end_offsets, partitions_of
 from streams.net import free_port
 from streams.settings import Settings
 from streams.worker import generations as gens
@@ -179,15 +180,15 @@ class ReplayResult:
         return self.events / self.seconds if self.seconds else 0.0
 
 
-def _cutoff_of(reg: gens.Registry, generation: int) -> datetime | None:
-    g = reg.generations.get(generation)
-    return datetime.fromisoformat(g.orders_cutoff) if g and g.orders_cutoff else None
-
-
 def replay(settings: Settings, report_dir: Path, *, timeout_s: float = 3600.0,
            on_progress: Callable[[int, int], None] | None = None,
            log_path: Path | None = None) -> ReplayResult:
     """Build generation N+1 beside the live one, switch to it, report the changes."""
+    # N+1's internal topics and tables are co-partitioned with the input topics as they
+    # are, whatever KPI_PARTITIONS the operator's shell has (the worker does the same).
+    actual = partitions_of(settings, settings.topic("tickets"))
+    if actual and actual != settings.partitions:
+        settings = settings.model_copy(update={"partitions": actual})
     reg = gens.read_registry(settings)
     old = reg.active_generation
     new = reg.next_number()
@@ -205,7 +206,7 @@ def replay(settings: Settings, report_dir: Path, *, timeout_s: float = 3600.0,
     env = {**os.environ, "KPI_BROKERS": settings.brokers, "KPI_TOPIC_PREFIX": settings.topic_prefix,
            "KPI_DATA_DIR": str(settings.data_dir), "KPI_GENERATION": str(new),
            "KPI_FOLLOW_ACTIVE": "false", "KPI_ALERTS": "false", "KPI_SNAPSHOTS": "false",
-           "KPI_ORDERS_CUTOFF": cutoff.isoformat(), "KPI_WEB_HOST": "127.0.0.1",
+           "KPI_WEB_HOST": "127.0.0.1",
            "KPI_WEB_PORT": str(free_port()), "KPI_APP_ID": settings.app_id,
            "KPI_PARTITIONS": str(settings.partitions)}
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL
@@ -219,9 +220,12 @@ def replay(settings: Settings, report_dir: Path, *, timeout_s: float = 3600.0,
         deadline = time.monotonic() + timeout_s
         while True:
             if proc.poll() is not None:
-                raise ReplayError(f"the replay worker exited with {proc.returncode}")
+                raise ReplayError(f"the replay worker {_exit_text(proc.returncode)} at "
+                                  f"{done:,}/{total:,} events; generation {old} keeps "
+                                  f"serving, generation {new} is marked failed")
             if time.monotonic() > deadline:
-                raise ReplayError(f"not caught up after {timeout_s:.0f}s")
+                raise ReplayError(f"not caught up after {timeout_s:.0f}s; generation {old} "
+                                  f"keeps serving, generation {new} is marked failed")
             committed = committed_offsets(settings, group)
             done = sum(min(committed.get(tp, 0), end) for tp, end in target.items())
             if on_progress:
@@ -245,7 +249,7 @@ def replay(settings: Settings, report_dir: Path, *, timeout_s: float = 3600.0,
         _stop(proc)
         raise
     _stop(proc)
-    before = generation_figures(settings, old, _cutoff_of(reg, old))
+    before = generation_figures(settings, old, gens.cutoff_of(reg, old))
     after = generation_figures(settings, new, cutoff)
     rows = diff(before, after)
     csv_path, json_path = write_report(rows, report_dir, old_gen=old, new_gen=new)
@@ -257,6 +261,57 @@ def replay(settings: Settings, report_dir: Path, *, timeout_s: float = 3600.0,
     _publish_changed(settings, after, rows, new)
     processing = caught_up - first_output if first_output is not None else None
     return ReplayResult(old, new, total, seconds, rows, csv_path, json_path, processing)
+
+
+def _exit_text(code: int) -> str:
+    """How a process ended, in words: a signal by its name."""
+    if code < 0:
+        try:
+            return f"died (killed by {signal.Signals(-code).name})"
+        except ValueError:
+            return f"died (killed by signal {-code})"
+    return f"died (exit status {code})"
+
+
+class ProgressLines:
+    """Replay progress for a log or a pipe (no terminal to redraw a bar on).
+
+    One line at the first report, then at most one every `interval` seconds, and one when
+    every event is in: done/total, the mean rate since the replay began and the time left
+    at that rate. Repeating the same count each poll told an operator nothing.
+    """
+
+    def __init__(self, say: Callable[[str], None], interval: float = 5.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.say, self.interval, self.clock = say, interval, clock
+        self.started = clock()
+        self.last: float | None = None
+        self.finished = False
+
+    def __call__(self, done: int, total: int) -> None:
+        now = self.clock()
+        complete = total > 0 and done >= total
+        if complete and self.finished:
+            return
+        if not complete and self.last is not None and now - self.last < self.interval:
+            return
+        self.last, self.finished = now, complete
+        self.say(progress_line(done, total, now - self.started))
+
+
+def progress_line(done: int, total: int, elapsed: float) -> str:
+    """`replay: 1,200/19,000 events (6.3%), 240/s, 1m14s left`."""
+    pct = f" ({100 * done / total:.1f}%)" if total else ""
+    rate = done / elapsed if elapsed > 0 else 0.0
+    if done >= total:
+        left = "done"
+    elif rate > 0:
+        secs = round((total - done) / rate)
+        left = (f"{secs // 3600}h{secs % 3600 // 60:02d}m left" if secs >= 3600 else
+                f"{secs // 60}m{secs % 60:02d}s left" if secs >= 60 else f"{secs}s left")
+    else:
+        left = "time left unknown"
+    return f"replay: {done:,}/{total:,} events{pct}, {rate:,.0f}/s, {left}"
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

@@ -3,11 +3,21 @@
 Key `gen-<N>` holds a generation's life (building, caught up, active, retired, pruned, and
 the order cutoff it was built with); key `active` names the generation that serves. A
 worker follows `active`: when it changes, the worker restarts itself on the new generation.
+
+A generation's order cutoff is part of what the generation *is*: its figures were folded
+with every order issued by the cutoff counted as issued at the start. Every process that
+builds or serves a generation (the replay worker, a worker following the switch, one
+restarted later, one recovering on an empty disk) takes the cutoff from here
+(`serving_settings`), so they all see the orders exactly as the replay did. A worker that
+saw them otherwise would re-fold tickets under live semantics and serve live figures
+again.
 """
 
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -126,3 +136,63 @@ def write(settings: Settings, *, generation: Generation | None = None,
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class UnknownGeneration(RuntimeError):
+    """A worker was asked for a generation the registry has never recorded."""
+
+
+def cutoff_of(reg: Registry, number: int) -> datetime | None:
+    """The order cutoff a generation was built with; None: live semantics (generation 1)."""
+    g = reg.generations.get(number)
+    return datetime.fromisoformat(g.orders_cutoff) if g and g.orders_cutoff else None
+
+
+def resolve(reg: Registry, settings: Settings) -> Settings:
+    """The settings of the generation this worker serves, with that generation's cutoff.
+
+    Following the registry: the active generation; otherwise (a replay worker) the one it
+    was started for. A generation above 1 must be recorded: its cutoff cannot be guessed.
+    """
+    number = reg.active_generation if settings.follow_active else settings.generation
+    if number > 1 and number not in reg.generations:
+        raise UnknownGeneration(f"generation {number} is not in the registry "
+                                f"{registry_topic(settings)!r}")
+    return settings.model_copy(update={"generation": number,
+                                       "orders_cutoff": cutoff_of(reg, number)})
+
+
+def serving_settings(settings: Settings, say: Callable[[str], None],
+                     sleep: Callable[[float], None] = time.sleep,
+                     read: Callable[[Settings], Registry] | None = None) -> Settings:
+    """`resolve` against the registry read now.
+
+    Generation 1 is live: a worker that cannot read the registry serves it, and switches
+    when it reads `active` later (the worker follows the registry topic). A later
+    generation's figures depend on its recorded cutoff, so such a worker waits for the
+    registry rather than fold with live semantics.
+    """
+    read = read or read_registry
+    backoff = 1.0
+    while True:
+        try:
+            reg = read(settings)
+        except Exception as exc:  # the broker may be away for a moment
+            if settings.generation <= 1:
+                say(f"kpi worker: generation registry unreadable ({exc}); serving "
+                    "generation 1 (live orders) until it is read")
+                return settings.model_copy(update={"generation": 1, "orders_cutoff": None})
+            say(f"kpi worker: generation registry unreadable ({exc}); generation "
+                f"{settings.generation} needs its order cutoff from it: retrying in "
+                f"{backoff:.0f}s")
+            sleep(backoff)
+            backoff = min(backoff * 2, 15.0)
+            continue
+        resolved = resolve(reg, settings)
+        if resolved.generation != settings.generation:
+            say(f"kpi worker: serving the active generation {resolved.generation}")
+        cutoff = resolved.orders_cutoff
+        say(f"kpi worker: generation {resolved.generation}, orders "
+            + (f"issued by {cutoff.isoformat()} count from the start (replay cutoff)"
+               if cutoff else "as issued (live)"))
+        return resolved
