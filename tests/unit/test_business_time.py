@@ -474,7 +474,10 @@ def test_due_at_in_wall_clock_mode(c: Any, a: datetime, s: Decimal, how: int) ->
     due = due_at(start, s, False, cat, False)
     assert due is not None
     assert wall_seconds(start, due) == s
-    assert due == a + timedelta(microseconds=int(s * 1_000_000))
+    # Compared as UTC instants: Python's == between zones treats an ambiguous local
+    # time (a DST fold) as unequal to every instant (PEP 495).
+    assert due.astimezone(UTC) == (a + timedelta(microseconds=int(s * 1_000_000))
+                                   ).astimezone(UTC)
 
 
 def _reference_due_at(running_from: datetime, remaining: Decimal, cat: OrderCatalogue,
