@@ -19,7 +19,6 @@ from typing import Any
 
 from processors.ticket import describe
 from projections.store import rocks_prefix_items
-from projections.tickets import TicketState
 from streams.api.readside import ReadSide
 
 # A ticket's clock at or past this share of its target is "warning" (as the alerts).
@@ -80,7 +79,8 @@ def summary(d: dict[str, Any], finished: dict[str, bool]) -> dict[str, Any]:
 
 def _keys(db: Any) -> Iterable[tuple[str, bytes]]:
     for key, raw in rocks_prefix_items(db, ""):
-        if not key.startswith("\x00"):  # the store's own markers, not tickets
+        # not tickets: our markers ("\x00...") and Faust's offset key ("__faust\x00...")
+        if not key.startswith(("\x00", "__faust\x00")):
             yield key, raw
 
 
@@ -96,13 +96,12 @@ async def local_tickets(worker: ReadSide, *, department: str | None,
         db = dbs.get(p)
         if db is None:
             continue
-        for ticket_id, raw in list(_keys(db)):
+        for ticket_id, _raw in list(_keys(db)):
             n += 1
             if n % YIELD_EVERY == 0:
                 await asyncio.sleep(0)  # a big scan must not stall the agents
             view = worker.ticket_reader.view(ticket_id)
-            if view is None:
-                TicketState.from_bytes(raw)  # a value that does not decode fails loudly
+            if view is None:  # deleted since the scan began
                 continue
             v = view[1]
             if department is not None and v.department_id != department:

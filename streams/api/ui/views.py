@@ -24,7 +24,7 @@ from streams.api.readside import ReadSide
 from streams.api.ui import render
 
 POLL_SECONDS = 5.0
-STATIC = {"ui.js": "text/javascript; charset=utf-8", "ui.css": "text/css; charset=utf-8"}
+STATIC = {"ui.js": "text/javascript", "ui.css": "text/css"}
 # The pages load only their own script and style: no inline script, nothing from elsewhere.
 PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
@@ -123,7 +123,7 @@ def register_ui(worker: ReadSide, base: Any, require: Require, error: type[Excep
         async def get(self, request: Any, name: str) -> Any:
             if name not in STATIC:
                 raise error(404, "not_found", "no such file")
-            return self.bytes(_static(name), content_type=STATIC[name])
+            return self.text(_static(name).decode(), content_type=STATIC[name])
 
     @app.page("/ui/")
     class Home(Shell):
