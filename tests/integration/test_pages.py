@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -146,6 +149,33 @@ def test_pages_are_served_without_figures_when_auth_is_on(api: Api) -> None:
     assert js.status == 200 and "sessionStorage" in js.text
 
 
+def test_kpi_export_writes_the_api_numbers(api: Api, tmp_path: Path) -> None:
+    out = tmp_path / "payroll.csv"
+    env = {**os.environ, "KPI_TOKEN": api.tokens["operations"] or ""}
+    r = subprocess.run([sys.executable, "-m", "streams.cli", "export", "--month", MONTH,
+                        "--url", api.worker.base, "--out", str(out)],
+                       env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "export: 2/2 departments" in r.stderr
+    rows = list(csv.DictReader(out.open()))
+    api_rows = [e for d in ("d-1", "d-2")
+                for e in api.get(f"/kpi/departments/{d}?month={MONTH}").body["employees"]]
+    assert [(x["employee_id"], x["kpi_minutes"], x["bonus.reason"]) for x in rows] == [
+        (e["employee_id"], str(e["kpi_minutes"]), e["bonus"]["reason"]) for e in api_rows]
+    env["KPI_TOKEN"] = api.tokens["manager_d2"] or ""
+    js = subprocess.run([sys.executable, "-m", "streams.cli", "export", "--month", MONTH,
+                         "--url", api.worker.base, "--format", "json"],
+                        env=env, capture_output=True, text=True, timeout=60)
+    doc = json.loads(js.stdout)
+    assert doc["departments"] == ["d-2"] and doc["generation"] == 1
+    assert [e["employee_id"] for e in doc["employees"]] == ["e-3"]
+    env["KPI_TOKEN"] = "kpi_00000000_wrong"
+    bad = subprocess.run([sys.executable, "-m", "streams.cli", "export", "--month", MONTH,
+                          "--url", api.worker.base], env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert bad.returncode == 1 and "401" in bad.stderr and "Traceback" not in bad.stderr
+
+
 # -- the browser ----------------------------------------------------------------------
 
 CHROMIUM = os.environ.get("KPI_CHROMIUM", "/usr/bin/chromium")
@@ -198,10 +228,12 @@ def _sign_in(drv: Any, api: Api, path: str, role: str) -> None:
 
 
 def _fields(drv: Any) -> dict[str, str]:
-    from selenium.webdriver.common.by import By
-
-    return {e.get_attribute("data-field"): e.text
-            for e in drv.find_elements(By.CSS_SELECTOR, "#content [data-field]")}
+    """Every figure on the page at one instant (one script call: a refresh may replace
+    the content between two element reads)."""
+    got: dict[str, str] = drv.execute_script(
+        "var o = {}; document.querySelectorAll('#content [data-field]').forEach("
+        "function (e) { o[e.dataset.field] = e.textContent; }); return o;")
+    return got
 
 
 def _text(value: Any) -> str:
