@@ -128,6 +128,9 @@ def register_lists(worker: ReadSide, base: Any, require: Require,
                 employee_id, worker.roster.department_of(employee_id)))
             body = await tickets_page(request, f"/kpi/employees/{employee_id}/tickets",
                                       employee=employee_id)
+            if body["total"] == 0 and not worker.roster.registered(employee_id):
+                raise error(404, "unknown_employee",
+                            f"no registration and no ticket names employee {employee_id!r}")
             return self.json({"employee_id": employee_id, **body})
 
     @app.page("/internal/tickets")

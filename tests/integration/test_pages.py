@@ -108,6 +108,16 @@ def test_department_tickets_open_first_with_sla_state(api: Api) -> None:
     assert [t["ticket_id"] for t in mine["items"]] == ["t-1"]
 
 
+def test_lists_match_their_documented_schemas(api: Api) -> None:
+    from tests.unit.test_openapi import assert_conforms
+
+    assert_conforms("TicketList", api.get("/kpi/departments/d-1/tickets").body)
+    assert_conforms("TicketList", api.get("/kpi/employees/e-1/tickets").body)
+    assert_conforms("EmployeeList", api.get("/kpi/departments/d-1/employees").body)
+    assert_conforms("DepartmentList", api.get("/kpi/departments").body)
+    assert api.get("/kpi/employees/nobody/tickets").status == 404
+
+
 def test_paging(api: Api) -> None:
     p1 = api.get("/kpi/departments/d-1/employees?limit=1").body
     assert p1["total"] == 2 and [e["employee_id"] for e in p1["items"]] == ["e-1"]
