@@ -101,7 +101,7 @@ def bonus_words(b: Mapping[str, Any]) -> str:
     return f"{steps.capitalize()} → bonus {num(pct)} %."
 
 
-def day_chart(days: Sequence[Mapping[str, Any]]) -> str:
+def day_chart(days: Sequence[Mapping[str, Any]], month_days: int) -> str:
     """Minutes against the day's plan, one bar per day, as an SVG (no script needed),
     with the same figures as a table for screen readers and small screens."""
     top = max([1.0] + [float(d["kpi_minutes"]) for d in days]
@@ -122,7 +122,8 @@ def day_chart(days: Sequence[Mapping[str, Any]]) -> str:
     rows = "".join(f'<tr><th scope="row">{escape(d["period"])}</th><td>{num(d["kpi_minutes"])}'
                    f'</td><td>{num(d["plan_minutes"])}</td><td>{num(d["attainment_pct"])}</td>'
                    "</tr>" for d in days)
-    return (f'<figure class="chart"><svg viewBox="0 0 {max(1, len(days)) * w} {h + 18}" '
+    return (f'<figure class="chart"><svg viewBox="0 0 {max(1, month_days, len(days)) * w} '
+            f'{h + 18}" '
             f'role="img" aria-label="KPI minutes per day against the day\'s plan">'
             f'{"".join(bars)}</svg><figcaption>Minutes per day (bars) against the day\'s plan '
             f'(lines); bars below plan are marked.</figcaption></figure>'
@@ -137,7 +138,7 @@ def _fig_row(label: str, value: str, note: str = "") -> str:
 
 
 def employee_fragment(m: Mapping[str, Any], days: Sequence[Mapping[str, Any]],
-                      goal: Any, target: Any) -> str:
+                      month_days: int, goal: Any, target: Any) -> str:
     """The employee page: the month so far, day by day, and the bonus explained."""
     att = m.get("attainment_pct")
     plan = float(m["plan_minutes"]) or 1.0
@@ -175,7 +176,7 @@ def employee_fragment(m: Mapping[str, Any], days: Sequence[Mapping[str, Any]],
 attainment {field(m, "attainment_pct", "%")}{below}</p>
 <meter min="0" max="{plan}" value="{float(m["kpi_minutes"])}" low="{plan * 0.9}"
 optimum="{plan}" aria-label="KPI minutes against plan">{num(att)} %</meter>
-{day_chart(days)}</section>
+{day_chart(days, month_days)}</section>
 <section aria-labelledby="h-fig"><h2 id="h-fig">Figures</h2>
 <table class="figures"><thead><tr><th scope="col">Figure</th><th scope="col">Value</th>
 <th scope="col">Against</th></tr></thead><tbody>{rows}</tbody></table></section>
@@ -242,7 +243,7 @@ def risk_table(rows: Sequence[Mapping[str, Any]]) -> str:
         f'<td>{_owner(r["owner"])}</td></tr>' for r in rows)
     return ('<div class="scroll"><table id="at-risk"><thead><tr><th scope="col">Ticket</th>'
             '<th scope="col">Priority</th><th scope="col">SLA</th>'
-            '<th scope="col">Minutes</th><th scope="col">Responsible</th></tr></thead>'
+            '<th scope="col">Minutes</th><th scope="col">Employee</th></tr></thead>'
             f"<tbody>{body}</tbody></table></div>")
 
 

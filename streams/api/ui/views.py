@@ -53,7 +53,7 @@ def employee_html(worker: ReadSide, employee_id: str, period: Period) -> str:
     order = worker.cat.month_order(period.first.year, period.first.month, worker.live)
     goal = None if order is None else order.sla_goal_pct
     target = None if order is None else order.calls_per_hour_target
-    return render.employee_fragment(m, days, goal, target)
+    return render.employee_fragment(m, days, len(period.days()), goal, target)
 
 
 async def department_html(worker: ReadSide, department_id: str, period: Period,
