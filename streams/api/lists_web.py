@@ -4,6 +4,7 @@ or by employee, paged, under the same scopes as the objects they list."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -18,19 +19,24 @@ from streams.api.listing import (
     page,
     worker_urls,
 )
+from streams.api.openapi import LIMIT_PATTERN, OFFSET_PATTERN
 from streams.api.readside import ReadSide
 
+LIMIT_RE, OFFSET_RE = re.compile(LIMIT_PATTERN), re.compile(OFFSET_PATTERN)
 Require = Callable[[Any, Callable[[Principal], bool]], None]
 
 
 def paging(request: Any, error: type[Exception]) -> tuple[int, int]:
-    """offset (>= 0) and limit (1..MAX_LIMIT) from the query; `error(400, ...)` if bad."""
+    """offset and limit from the query, as the API document's patterns allow them;
+    `error(400, ...)` otherwise."""
     out = []
-    for name, default, top in (("offset", 0, None), ("limit", DEFAULT_LIMIT, MAX_LIMIT)):
-        text = request.query.get(name, str(default))
-        if not text.isascii() or not text.isdigit() or (top and not 1 <= int(text) <= top):
-            bound = f"1-{top}" if top else "0 or more"
-            raise error(400, "invalid_parameter", f"{name} must be a whole number {bound}")
+    for name, default, pattern, bound in (("offset", "0", OFFSET_RE, "below 10^9"),
+                                          ("limit", str(DEFAULT_LIMIT), LIMIT_RE,
+                                           f"1-{MAX_LIMIT}")):
+        text = request.query.get(name, default)
+        if not pattern.fullmatch(text):
+            raise error(400, "invalid_parameter",
+                        f"{name} must be a whole number {bound}, got {text[:20]!r}")
         out.append(int(text))
     return out[0], out[1]
 

@@ -354,13 +354,18 @@ class TicketList(_Page):
 LIST_MODELS = (DepartmentList, EmployeeList, TicketList)
 
 
+# ASCII digits; limit 1-500 without leading zeros, offset below a billion.
+LIMIT_PATTERN = r"^([1-9][0-9]?|[1-4][0-9]{2}|500)$"
+OFFSET_PATTERN = r"^[0-9]{1,9}$"
+
+
 def _paging_params(status: bool = False) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = [
         {"name": "offset", "in": "query", "required": False,
-         "schema": {"type": "string", "pattern": "^[0-9]+$"},
+         "schema": {"type": "string", "pattern": OFFSET_PATTERN},
          "description": "items to skip (default 0)"},
         {"name": "limit", "in": "query", "required": False,
-         "schema": {"type": "string", "pattern": "^[0-9]+$"},
+         "schema": {"type": "string", "pattern": LIMIT_PATTERN},
          "description": "items per page, 1-500 (default 50)"},
     ]
     if status:
