@@ -85,9 +85,15 @@ def _keys(db: Any) -> Iterable[tuple[str, bytes]]:
 
 
 async def local_tickets(worker: ReadSide, *, department: str | None,
-                        employee: str | None) -> dict[str, Any]:
-    """The matching tickets of the partitions this worker owns, as list rows."""
-    dbs = getattr(worker.tickets_table.data, "_dbs", {})
+                        employee: str | None, at_risk: bool = False) -> dict[str, Any]:
+    """The matching tickets of the partitions this worker owns, as list rows.
+
+    `at_risk`: only tickets that may be at risk are needed. With alerts on, the alert
+    timers table holds exactly the open tickets with SLA targets (the only ones that can
+    be at risk), a small share of all tickets: it is scanned instead, which keeps the
+    manager's page, refreshed every few seconds, cheap in a large centre."""
+    table = worker.timers_table if at_risk and worker.settings.alerts else worker.tickets_table
+    dbs = getattr(table.data, "_dbs", {})
     partitions = active_partitions(worker)
     now: datetime = worker.clock()
     rows: list[dict[str, Any]] = []

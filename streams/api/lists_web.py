@@ -46,11 +46,15 @@ async def gather_tickets(worker: ReadSide, authorization: str | None, *,
                          status: str = "all") -> list[dict[str, Any]]:
     """Every worker's matching tickets, merged and sorted (Incomplete if not all there)."""
     query = f"department={department}" if department is not None else f"employee={employee}"
+    at_risk = status == "at_risk"
+    if at_risk:
+        query += "&status=at_risk"
     headers = {"Authorization": authorization} if authorization else {}
 
     async def ask(url: str | None) -> dict[str, Any]:
         if url is None:
-            return await local_tickets(worker, department=department, employee=employee)
+            return await local_tickets(worker, department=department, employee=employee,
+                                       at_risk=at_risk)
         async with worker.app.http_client.get(f"{url}/internal/tickets?{query}",
                                               headers=headers) as resp:
             if resp.status != 200:
@@ -144,19 +148,22 @@ def register_lists(worker: ReadSide, base: Any, require: Require,
         """Worker-to-worker: the matching tickets of this worker's partitions. Called with
         the client's own token and checked like the list it feeds."""
 
-        params = frozenset({"department", "employee"})
+        params = frozenset({"department", "employee", "status"})
 
         async def get(self, request: Any) -> Any:
             q = request.query
             if ("department" in q) == ("employee" in q):
                 raise error(400, "invalid_parameter", "give one of department or employee")
+            at_risk = status_of(request) == "at_risk"
             if "department" in q:
                 dept = q["department"]
                 require(request, lambda p: p.may_read_department(dept))
-                found = await local_tickets(worker, department=dept, employee=None)
+                found = await local_tickets(worker, department=dept, employee=None,
+                                            at_risk=at_risk)
             else:
                 emp = q["employee"]
                 require(request, lambda p: p.may_read_employee(
                     emp, worker.roster.department_of(emp)))
-                found = await local_tickets(worker, department=None, employee=emp)
+                found = await local_tickets(worker, department=None, employee=emp,
+                                            at_risk=at_risk)
             return self.json(found)

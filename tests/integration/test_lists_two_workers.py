@@ -62,6 +62,9 @@ def test_each_worker_lists_every_ticket_of_the_department(
     assert rows == b.get("/kpi/departments/d-1/tickets?limit=500").body["items"]
     assert [r["open"] for r in rows] == sorted((r["open"] for r in rows), reverse=True)
     assert sum(r["open"] for r in rows) == 8
+    # at_risk reads the alert timers' index of open tickets: the same rows as filtering all
+    risky = a.get("/kpi/departments/d-1/tickets?status=at_risk&limit=500").body["items"]
+    assert [r["ticket_id"] for r in risky] == [r["ticket_id"] for r in rows if r["at_risk"]]
     mine = a.get("/kpi/employees/e-1/tickets").body
     assert sorted(r["ticket_id"] for r in mine["items"]) == ["t-1", "t-7"]
 

@@ -43,7 +43,13 @@
         return null;
       }
       return r.text().then(function (html) {
-        if (!r.ok) { status.textContent = "Not refreshed (" + r.status + "); retrying."; return; }
+        if (!r.ok) {
+          var detail = "";
+          try { detail = JSON.parse(html).detail; } catch (err) { detail = ""; }
+          if (!content.textContent.trim()) { content.textContent = detail || ("Error " + r.status); }
+          status.textContent = "Not refreshed (" + r.status + (detail ? ": " + detail : "") + "); retrying.";
+          return;
+        }
         show(refused, false); show(signin, false);
         content.innerHTML = html;
         applySort();
