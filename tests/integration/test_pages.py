@@ -155,6 +155,9 @@ def test_pages_are_served_without_figures_when_auth_is_on(api: Api) -> None:
     r = api.call("GET", "/ui/employees/e-1")
     assert r.status == 200 and "Sign in" in r.text and "data-field" not in r.text
     assert "script-src 'self'" in r.headers["Content-Security-Policy"]
+    assert api.call("GET", "/ui").headers["Location"] == "/ui/"
+    home = api.call("GET", "/ui/f/home", api.tokens["manager_d2"])
+    assert 'href="/ui/departments/d-2"' in home.text and "d-1" not in home.text
     js = api.call("GET", "/ui/static/ui.js")
     assert js.status == 200 and "sessionStorage" in js.text
 

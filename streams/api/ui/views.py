@@ -132,6 +132,11 @@ def register_ui(worker: ReadSide, base: Any, require: Require, error: type[Excep
                 return home_html(worker, None)
             return await self.inline("Departments", make)
 
+    @app.page("/ui")
+    class Root(Shell):
+        async def get(self, request: Any) -> Any:
+            return self.html("", status=308, headers={"Location": "/ui/"})
+
     @app.page("/ui/f/home")
     class HomeFragment(Page):
         async def get(self, request: Any) -> Any:
