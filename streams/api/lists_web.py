@@ -66,27 +66,25 @@ async def gather_tickets(worker: ReadSide, authorization: str | None, *,
     return merge(answers, worker.settings.partitions, status)
 
 
+def status_of(request: Any, error: type[Exception]) -> str:
+    status = request.query.get("status", "all")
+    if status not in STATUSES:
+        raise error(400, "invalid_parameter", f"status must be one of {', '.join(STATUSES)}")
+    return str(status)
+
+
 def register_lists(worker: ReadSide, base: Any, require: Require,
                    error: type[Exception]) -> None:
     """Add the list views to the worker's app. `base` is the API's view class (its method,
     parameter and token checks), `require` its scope check, `error` its ApiError."""
+    _department_lists(worker, base, require, error)
+    _ticket_lists(worker, base, require, error)
+    _internal_tickets(worker, base, require, error)
+
+
+def _department_lists(worker: ReadSide, base: Any, require: Require,
+                      error: type[Exception]) -> None:
     app = worker.app
-
-    def status_of(request: Any) -> str:
-        status = request.query.get("status", "all")
-        if status not in STATUSES:
-            raise error(400, "invalid_parameter", f"status must be one of {', '.join(STATUSES)}")
-        return str(status)
-
-    async def tickets_page(request: Any, path: str, **who: str) -> Any:
-        status = status_of(request)
-        offset, limit = paging(request, error)
-        try:
-            rows = await gather_tickets(worker, request.headers.get("Authorization"),
-                                        status=status, **who)
-        except Incomplete as exc:
-            raise error(503, "owner_unavailable", f"{exc}; retry") from None
-        return page(rows, offset, limit, f"{path}?status={status}")
 
     @app.page("/kpi/departments")
     class Departments(base):
@@ -116,6 +114,21 @@ def register_lists(worker: ReadSide, base: Any, require: Require,
             path = f"/kpi/departments/{department_id}/employees"
             return self.json(page(items, offset, limit, path))
 
+
+def _ticket_lists(worker: ReadSide, base: Any, require: Require,
+                  error: type[Exception]) -> None:
+    app = worker.app
+
+    async def tickets_page(request: Any, path: str, **who: str) -> Any:
+        status = status_of(request, error)
+        offset, limit = paging(request, error)
+        try:
+            rows = await gather_tickets(worker, request.headers.get("Authorization"),
+                                        status=status, **who)
+        except Incomplete as exc:
+            raise error(503, "owner_unavailable", f"{exc}; retry") from None
+        return page(rows, offset, limit, f"{path}?status={status}")
+
     @app.page("/kpi/departments/{department_id}/tickets")
     class DepartmentTickets(base):
         params = frozenset({"offset", "limit", "status"})
@@ -143,6 +156,11 @@ def register_lists(worker: ReadSide, base: Any, require: Require,
                             f"no registration and no ticket names employee {employee_id!r}")
             return self.json({"employee_id": employee_id, **body})
 
+
+def _internal_tickets(worker: ReadSide, base: Any, require: Require,
+                      error: type[Exception]) -> None:
+    app = worker.app
+
     @app.page("/internal/tickets")
     class InternalTickets(base):
         """Worker-to-worker: the matching tickets of this worker's partitions. Called with
@@ -154,7 +172,7 @@ def register_lists(worker: ReadSide, base: Any, require: Require,
             q = request.query
             if ("department" in q) == ("employee" in q):
                 raise error(400, "invalid_parameter", "give one of department or employee")
-            at_risk = status_of(request) == "at_risk"
+            at_risk = status_of(request, error) == "at_risk"
             if "department" in q:
                 dept = q["department"]
                 require(request, lambda p: p.may_read_department(dept))

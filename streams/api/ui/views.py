@@ -74,117 +74,140 @@ def home_html(worker: ReadSide, principal: Principal | None) -> str:
 def register_ui(worker: ReadSide, base: Any, require: Require, error: type[Exception],
                 auth: bool) -> None:
     """Add the pages to the worker's app (`base`, `require`, `error`: as for the API)."""
-    app = worker.app
-    emp_table = worker.employees_table
+    routes = UiRoutes(worker, base, require, error, auth)
+    routes.common()
+    routes.employee()
+    routes.department()
 
-    class Page(base):
-        def page(self, title: str, content: str, status: int = 200) -> Any:
-            html = render.shell(title=title, auth=auth, content=content, poll=POLL_SECONDS)
-            return self.html(html, status=status, headers=PAGE_HEADERS)
 
-        def fragment(self, content: str) -> Any:
-            return self.html(content, headers=PAGE_HEADERS)
+class UiRoutes:
+    """The page views, in groups; the checks they share."""
 
-        async def inline(self, title: str, make: Any) -> Any:
-            """A shell; with authentication off, with the figures inside (an error of
-            the figures becomes a readable page with its status)."""
-            if auth:
-                return self.page(title, render.no_script_note())
-            try:
-                return self.page(title, await make())
-            except error as exc:
-                status, detail = exc.status, exc.detail  # type: ignore[attr-defined]
-                return self.page(title, render.error_note(status, detail), status)
+    def __init__(self, worker: ReadSide, base: Any, require: Require,
+                 error: type[Exception], auth: bool) -> None:
+        self.worker, self.require, self.error = worker, require, error
 
-    class Shell(Page):
-        public = True
+        class Page(base):
+            def page(self, title: str, content: str, status: int = 200) -> Any:
+                html = render.shell(title=title, auth=auth, content=content,
+                                    poll=POLL_SECONDS)
+                return self.html(html, status=status, headers=PAGE_HEADERS)
 
-    def check_employee(request: Any, employee_id: str) -> None:
-        require(request, lambda p: p.may_read_employee(
-            employee_id, worker.roster.department_of(employee_id)))
-        if not worker.employee_reader.known(employee_id):
-            raise error(404, "unknown_employee",
-                        f"no accepted event names employee {employee_id!r}")
+            def fragment(self, content: str) -> Any:
+                return self.html(content, headers=PAGE_HEADERS)
 
-    def check_department(request: Any, department_id: str) -> None:
-        require(request, lambda p: p.may_read_department(department_id))
-        if department_id not in worker.roster.departments():
-            raise error(404, "unknown_department",
-                        f"no registration names department {department_id!r}")
+            async def inline(self, title: str, make: Any) -> Any:
+                """A shell; with authentication off, with the figures inside (an error
+                of the figures becomes a readable page with its status)."""
+                if auth:
+                    return self.page(title, render.no_script_note())
+                try:
+                    return self.page(title, await make())
+                except error as exc:
+                    status, detail = exc.status, exc.detail  # type: ignore[attr-defined]
+                    return self.page(title, render.error_note(status, detail), status)
 
-    def month_of(view: Any, request: Any) -> Period:
+        class Shell(Page):
+            public = True
+
+        self.Page, self.Shell = Page, Shell
+
+    def check_employee(self, request: Any, employee_id: str) -> None:
+        w = self.worker
+        self.require(request, lambda p: p.may_read_employee(
+            employee_id, w.roster.department_of(employee_id)))
+        if not w.employee_reader.known(employee_id):
+            raise self.error(404, "unknown_employee",
+                             f"no accepted event names employee {employee_id!r}")
+
+    def month_of(self, view: Any, request: Any) -> Period:
         period: Period = view.period(request)
         if not period.is_month:
-            raise error(400, "bad_period", "the employee page shows a month: give month=")
+            raise self.error(400, "bad_period", "the employee page shows a month: give month=")
         return period
 
-    @app.page("/ui/static/{name}")
-    class Static(Shell):
-        async def get(self, request: Any, name: str) -> Any:
-            if name not in STATIC:
-                raise error(404, "not_found", "no such file")
-            return self.text(_static(name).decode(), content_type=STATIC[name])
-
-    @app.page("/ui/")
-    class Home(Shell):
-        async def get(self, request: Any) -> Any:
-            async def make() -> str:
-                return home_html(worker, None)
-            return await self.inline("Departments", make)
-
-    @app.page("/ui")
-    class Root(Shell):
-        async def get(self, request: Any) -> Any:
-            return self.html("", status=308, headers={"Location": "/ui/"})
-
-    @app.page("/ui/f/home")
-    class HomeFragment(Page):
-        async def get(self, request: Any) -> Any:
-            return self.fragment(home_html(worker, request["principal"]))
-
-    @app.page("/ui/employees/{employee_id}")
-    class EmployeePage(Shell):
-        params = frozenset({"month"})
-
-        @app.table_route(table=emp_table, match_info="employee_id")  # type: ignore[arg-type]
-        async def get(self, request: Any, employee_id: str) -> Any:
-            async def make() -> str:
-                period = month_of(self, request)
-                check_employee(request, employee_id)
-                return employee_html(worker, employee_id, period)
-            return await self.inline(f"Employee {employee_id}", make)
-
-    @app.page("/ui/f/employees/{employee_id}")
-    class EmployeeFragment(Page):
-        params = frozenset({"month"})
-
-        @app.table_route(table=emp_table, match_info="employee_id")  # type: ignore[arg-type]
-        async def get(self, request: Any, employee_id: str) -> Any:
-            period = month_of(self, request)
-            check_employee(request, employee_id)
-            return self.fragment(employee_html(worker, employee_id, period))
-
-    async def department(view: Any, request: Any, department_id: str) -> str:
+    async def department_content(self, view: Any, request: Any, department_id: str) -> str:
+        w = self.worker
         period = view.period(request)
-        check_department(request, department_id)
+        self.require(request, lambda p: p.may_read_department(department_id))
+        if department_id not in w.roster.departments():
+            raise self.error(404, "unknown_department",
+                             f"no registration names department {department_id!r}")
         try:
-            return await department_html(worker, department_id, period,
+            return await department_html(w, department_id, period,
                                           request.headers.get("Authorization"))
         except Incomplete as exc:
-            raise error(503, "owner_unavailable", f"{exc}; retry") from None
+            raise self.error(503, "owner_unavailable", f"{exc}; retry") from None
 
-    @app.page("/ui/departments/{department_id}")
-    class DepartmentPage(Shell):
-        params = frozenset({"month", "date"})
+    def common(self) -> None:
+        app, worker, error = self.worker.app, self.worker, self.error
 
-        async def get(self, request: Any, department_id: str) -> Any:
-            async def make() -> str:
-                return await department(self, request, department_id)
-            return await self.inline(f"Department {department_id}", make)
+        @app.page("/ui/static/{name}")
+        class Static(self.Shell):  # type: ignore[name-defined]
+            async def get(self, request: Any, name: str) -> Any:
+                if name not in STATIC:
+                    raise error(404, "not_found", "no such file")
+                return self.text(_static(name).decode(), content_type=STATIC[name])
 
-    @app.page("/ui/f/departments/{department_id}")
-    class DepartmentFragment(Page):
-        params = frozenset({"month", "date"})
+        @app.page("/ui/")
+        class Home(self.Shell):  # type: ignore[name-defined]
+            async def get(self, request: Any) -> Any:
+                async def make() -> str:
+                    return home_html(worker, None)
+                return await self.inline("Departments", make)
 
-        async def get(self, request: Any, department_id: str) -> Any:
-            return self.fragment(await department(self, request, department_id))
+        @app.page("/ui")
+        class Root(self.Shell):  # type: ignore[name-defined]
+            async def get(self, request: Any) -> Any:
+                return self.html("", status=308, headers={"Location": "/ui/"})
+
+        @app.page("/ui/f/home")
+        class HomeFragment(self.Page):  # type: ignore[name-defined]
+            async def get(self, request: Any) -> Any:
+                return self.fragment(home_html(worker, request["principal"]))
+
+    def employee(self) -> None:
+        app, worker, routes = self.worker.app, self.worker, self
+        table = worker.employees_table
+
+        @app.page("/ui/employees/{employee_id}")
+        class EmployeePage(self.Shell):  # type: ignore[name-defined]
+            params = frozenset({"month"})
+
+            @app.table_route(table=table, match_info="employee_id")  # type: ignore[arg-type]
+            async def get(self, request: Any, employee_id: str) -> Any:
+                async def make() -> str:
+                    period = routes.month_of(self, request)
+                    routes.check_employee(request, employee_id)
+                    return employee_html(worker, employee_id, period)
+                return await self.inline(f"Employee {employee_id}", make)
+
+        @app.page("/ui/f/employees/{employee_id}")
+        class EmployeeFragment(self.Page):  # type: ignore[name-defined]
+            params = frozenset({"month"})
+
+            @app.table_route(table=table, match_info="employee_id")  # type: ignore[arg-type]
+            async def get(self, request: Any, employee_id: str) -> Any:
+                period = routes.month_of(self, request)
+                routes.check_employee(request, employee_id)
+                return self.fragment(employee_html(worker, employee_id, period))
+
+    def department(self) -> None:
+        app, routes = self.worker.app, self
+
+        @app.page("/ui/departments/{department_id}")
+        class DepartmentPage(self.Shell):  # type: ignore[name-defined]
+            params = frozenset({"month", "date"})
+
+            async def get(self, request: Any, department_id: str) -> Any:
+                async def make() -> str:
+                    return await routes.department_content(self, request, department_id)
+                return await self.inline(f"Department {department_id}", make)
+
+        @app.page("/ui/f/departments/{department_id}")
+        class DepartmentFragment(self.Page):  # type: ignore[name-defined]
+            params = frozenset({"month", "date"})
+
+            async def get(self, request: Any, department_id: str) -> Any:
+                return self.fragment(
+                    await routes.department_content(self, request, department_id))
