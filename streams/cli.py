@@ -445,6 +445,41 @@ def tokens_revoke(ctx: click.Context, token_id: str) -> None:
     click.echo(f"revoked {token_id}")
 
 
+@cli.command("export")
+@click.option("--month", required=True, help="The month, YYYY-MM.")
+@click.option("--department", help="Only this department (default: every one the token "
+              "may read).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv",
+              show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write here (default: standard output).")
+@click.option("--url", envvar="KPI_URL", default="http://127.0.0.1:6066", show_default=True,
+              help="A worker's API (env KPI_URL); the token is read from env KPI_TOKEN.")
+def export_cmd(month: str, department: str | None, fmt: str, out: Path | None,
+               url: str) -> None:
+    """The payroll file: one row per employee-month, every figure and bonus field."""
+    import re
+
+    from streams.ops.export import ExportError, export
+
+    if not re.fullmatch(r"[0-9]{4}-(0[1-9]|1[0-2])", month):
+        _fail(f"--month must be a month YYYY-MM, got {month!r}")
+
+    def progress(done: int, total: int, rows: int) -> None:
+        if total > 1:
+            click.echo(f"export: {done}/{total} departments, {rows} employees", err=True)
+
+    try:
+        n, where = export(url, os.environ.get("KPI_TOKEN") or None, month, department, fmt,
+                          out, progress)
+    except ExportError as exc:
+        _fail(str(exc))
+    if out is None:
+        click.echo(where, nl=False)
+    click.echo(f"export: {n} employee-months of {month}"
+               + (f" written to {where}" if out is not None else ""), err=True)
+
+
 @cli.command()
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write one <name>.schema.json per event and output into this directory "

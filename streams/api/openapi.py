@@ -231,11 +231,11 @@ def openapi_document() -> dict[str, Any]:
     """OpenAPI 3.1 for every public endpoint (the internal one is not part of the API)."""
     _, defs = models_json_schema(
         [(m, "serialization") for m in (EmployeeFigures, DepartmentFigures, TicketProjection,
-                                         Health, Error)],
+                                         Health, Error, *LIST_MODELS)],
         ref_template="#/components/schemas/{model}",
     )
     text = {"schema": {"type": "string"}}
-    return {
+    return add_payroll_csv({
         "openapi": "3.1.0",
         "info": {"title": "kpi-engine", "version": "1",
                  "description": "Live KPI and SLA figures per employee, department and ticket. "
@@ -292,5 +292,124 @@ def openapi_document() -> dict[str, Any]:
                 {"200": {"description": "OpenAPI document",
                          "content": {"application/json": {"schema": {"type": "object"}}}}},
                 public=True),
+            **_list_paths(),
         },
+    })
+
+
+# -- lists and the payroll file -----------------------------------------------------------
+
+class _Page(_Strict):
+    total: int
+    offset: int
+    limit: int
+    next: str | None = Field(description="the next page's path and query; null on the last")
+
+
+class DepartmentItem(_Strict):
+    department_id: str
+    employees: int
+    href: str
+
+
+class DepartmentList(_Page):
+    items: list[DepartmentItem]
+
+
+class EmployeeItem(_Strict):
+    employee_id: str
+    href: str
+
+
+class EmployeeList(_Page):
+    items: list[EmployeeItem]
+
+
+class TicketRow(_Strict):
+    """A ticket in a list: open ones first, the most urgent first."""
+
+    ticket_id: str
+    status: str
+    open: bool
+    owner: str | None
+    department_id: str | None
+    priority: str | None
+    opened_at: str | None
+    sla_state: Literal["breached", "warning", "ok", "none"] = Field(
+        description="breached: a target passed; warning: a clock still counting is at 75 % "
+                    "of its target or more; none: no SLA target")
+    at_risk: bool = Field(description="open, and warning or breached")
+    minutes_left: Num | None = Field(
+        description="the counting clock nearest its target: negative when overdue")
+    nearest_target: Literal["first_response", "resolution"] | None
+    due_at: str | None
+
+
+class TicketList(_Page):
+    items: list[TicketRow]
+    department_id: str | SkipJsonSchema[None] = Field(None, json_schema_extra=_absent_not_null)
+    employee_id: str | SkipJsonSchema[None] = Field(None, json_schema_extra=_absent_not_null)
+
+
+LIST_MODELS = (DepartmentList, EmployeeList, TicketList)
+
+
+# ASCII digits; limit 1-500 without leading zeros, offset below a billion.
+LIMIT_PATTERN = r"^([1-9][0-9]?|[1-4][0-9]{2}|500)$"
+OFFSET_PATTERN = r"^[0-9]{1,9}$"
+
+
+def _paging_params(status: bool = False) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = [
+        {"name": "offset", "in": "query", "required": False,
+         "schema": {"type": "string", "pattern": OFFSET_PATTERN},
+         "description": "items to skip (default 0)"},
+        {"name": "limit", "in": "query", "required": False,
+         "schema": {"type": "string", "pattern": LIMIT_PATTERN},
+         "description": "items per page, 1-500 (default 50)"},
+    ]
+    if status:
+        out.append({"name": "status", "in": "query", "required": False,
+                    "schema": {"type": "string", "enum": ["all", "open", "at_risk"]},
+                    "description": "all (default), open, or at_risk (open and warning or "
+                                   "breached)"})
+    return out
+
+
+def _list_paths() -> dict[str, Any]:
+    tickets = "the tickets, open first (the most overdue, then the least time left), " \
+              "then the others newest first"
+    return {
+        "/kpi/departments": _get(
+            "The departments this token may read (operations: all; a manager: theirs)",
+            {"200": _json("DepartmentList", "a page of departments")},
+            parameters=_paging_params()),
+        "/kpi/departments/{department_id}/employees": _get(
+            "A department's registered employees",
+            {"200": _json("EmployeeList", "a page of employees"),
+             "404": _json("Error", "no registration names this department")},
+            parameters=[_id_param("department_id"), *_paging_params()]),
+        "/kpi/departments/{department_id}/tickets": _get(
+            f"A department's tickets (by the ticket's current department): {tickets}",
+            {"200": _json("TicketList", "a page of tickets"),
+             "404": _json("Error", "no registration names this department"),
+             **_UNAVAILABLE},
+            parameters=[_id_param("department_id"), *_paging_params(True)]),
+        "/kpi/employees/{employee_id}/tickets": _get(
+            f"The tickets an employee currently owns: {tickets}",
+            {"200": _json("TicketList", "a page of tickets"),
+             "404": _json("Error", "no registration and no ticket names this employee"),
+             **_UNAVAILABLE},
+            parameters=[_id_param("employee_id"), *_paging_params(True)]),
     }
+
+
+def add_payroll_csv(doc: dict[str, Any]) -> dict[str, Any]:
+    """`Accept: text/csv` on a department's month: the payroll file."""
+    op = doc["paths"]["/kpi/departments/{department_id}"]["get"]
+    op["responses"]["200"]["content"]["text/csv"] = {
+        "schema": {"type": "string"},
+        "description": "with `Accept: text/csv` and month=: the payroll file, one row per "
+                       "employee-month, every figure and bonus field flattened "
+                       "(`bonus.points`), values as in JSON (null, true)"}
+    return doc

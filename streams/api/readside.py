@@ -32,6 +32,7 @@ class ReadSide(Protocol):
     clock: Callable[[], datetime]
     employees_table: Any
     tickets_table: Any
+    timers_table: Any  # open tickets with SLA targets (alert timers), by ticket id
     employee_reader: EmployeeProjector
     ticket_reader: TicketProjector
 

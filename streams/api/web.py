@@ -31,6 +31,8 @@ from prometheus_client.exposition import (
 from processors.ticket import describe
 from projections.employees import BadPeriod, Period, parse_period
 from streams.api.auth import Principal, TokenStore, bearer
+from streams.api.export_format import filename, generation_of, to_csv
+from streams.api.lists_web import register_lists
 from streams.api.openapi import (
     DATE_PATTERN,
     ID_PATTERN,
@@ -39,6 +41,7 @@ from streams.api.openapi import (
     openapi_document,
 )
 from streams.api.readside import ReadSide
+from streams.api.ui.views import register_ui
 
 log = logging.getLogger("kpi.web")
 
@@ -282,8 +285,24 @@ def register_web(worker: ReadSide) -> None:
             if department_id not in worker.roster.departments():
                 raise ApiError(404, "unknown_department",
                                f"no registration names department {department_id!r}")
-            return self.json(await worker.department(
-                department_id, period, request.headers.get("Authorization")))
+            body = await worker.department(department_id, period,
+                                           request.headers.get("Authorization"))
+            if "text/csv" in request.headers.get("Accept", ""):
+                return self.payroll(body, period, department_id)
+            return self.json(body)
+
+        def payroll(self, body: dict[str, Any], period: Period, department_id: str
+                    ) -> Response:
+            """The payroll file of a department's month (see export_format)."""
+            if not period.is_month:
+                raise ApiError(400, "bad_period", "the payroll file is by month: give month=")
+            rows = body["employees"]
+            try:
+                name = filename(period.text, generation_of(rows), department_id, "csv")
+            except ValueError as exc:
+                raise ApiError(503, "generation_switch", str(exc)) from None
+            return self.text(to_csv(rows), content_type="text/csv", headers={
+                "Content-Disposition": f'attachment; filename="{name}"'})
 
     @app.page("/internal/employees/{employee_id}")
     class EmployeeDetail(ApiView):
@@ -313,3 +332,6 @@ def register_web(worker: ReadSide) -> None:
             if found is None:
                 raise ApiError(404, "unknown_ticket", f"no event names ticket {ticket_id!r}")
             return self.json(describe(found[1], worker.cat, worker.live, worker.clock()))
+
+    register_lists(worker, ApiView, require, ApiError)
+    register_ui(worker, ApiView, require, ApiError, tokens is not None)
