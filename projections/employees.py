@@ -64,7 +64,9 @@ def parse_period(text: str) -> Period:
             return Period(text, d, d)
         first = date(y, mo, 1)
     except ValueError as exc:
-        raise BadPeriod(f"not a real date: {text!r}") from exc
+        what = "date" if m.group(3) else "month"
+        raise BadPeriod(f"{text!r} has the right format but no such {what} exists ({exc})"
+                        ) from exc
     last = date(y, mo, _calendar.monthrange(y, mo)[1])
     return Period(text, first, last)
 
