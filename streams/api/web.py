@@ -12,9 +12,11 @@ Scope comes before existence, so a token learns nothing about ids outside its sc
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import date
 from typing import Any, ClassVar, cast
 from urllib.parse import unquote
 
@@ -191,7 +193,12 @@ def register_web(worker: ReadSide) -> None:
             return principal
 
         def period(self, request: Request) -> Period:
-            """date=YYYY-MM-DD or month=YYYY-MM (ASCII digits, a real day), or this month."""
+            """date=YYYY-MM-DD or month=YYYY-MM (ASCII digits, a real day), or this month;
+            with today's local date, so that month objects carry their figures to date."""
+            found = self._period(request)
+            return dataclasses.replace(found, today=date.fromisoformat(worker.today()))
+
+        def _period(self, request: Request) -> Period:
             q = request.query
             try:
                 if "date" in q and "month" in q:
