@@ -161,6 +161,13 @@ class TicketView:
     thresholds: list[Threshold] = field(default_factory=list)
     last_ts: datetime | None = None
 
+    def participants(self) -> set[str]:
+        """Employees the ticket concerns: its current owner and everyone it credits."""
+        people = {emp for emp, _ in self.contributions}
+        if self.owner is not None:
+            people.add(self.owner)
+        return people
+
     @property
     def is_open(self) -> bool:
         return not self.resolved and not self.closed and self.absorbed_into is None
@@ -507,6 +514,18 @@ def _minutes(seconds: Decimal) -> float:
     return float((seconds / 60).quantize(Decimal("0.01")))
 
 
+def _local(moment: datetime | None, v: TicketView, cat: OrderCatalogue, now: datetime,
+           live: bool) -> str | None:
+    """A computed moment in the zone of the ticket's order (the one whose targets it
+    runs on), so it reads like the ticket's other times, which carry their events' local
+    offsets; without that order, the zone of the order in force at that moment."""
+    if moment is None:
+        return None
+    order = next((o for o in cat.orders if o.order_id == v.order_id), None)
+    zone = order.tz if order is not None else cat.zone_at(moment, now if live else None)
+    return moment.astimezone(zone).isoformat()
+
+
 def describe(v: TicketView, cat: OrderCatalogue, live: bool, now: datetime) -> dict[str, Any]:
     """The ticket's projection for GET /tickets/{id}: state and each target's clock."""
     seconds = v.seconds_fn(cat, live)
@@ -525,7 +544,7 @@ def describe(v: TicketView, cat: OrderCatalogue, live: bool, now: datetime) -> d
         }
         due = next((t.moment for t in v.thresholds
                     if t.target == name and t.kind == "breached"), None)
-        entry["due_at"] = due.isoformat() if due else None
+        entry["due_at"] = _local(due, v, cat, now, live)
         targets[name] = entry
     lr = v.last_resolution
     return {

@@ -25,7 +25,7 @@ import orjson
 
 from processors.calendar import OrderCatalogue
 from processors.counters import Counters
-from processors.figures import department_totals, employee_object
+from processors.figures import department_totals, employee_object, pct, round2
 from projections.roster import Roster
 from projections.store import prefix_scan, scoped
 from schemas.events import CallCompleted, CsatRated, Event, QualityEvaluated
@@ -39,9 +39,13 @@ class BadPeriod(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Period:
+    """A day or a calendar month. `today` (the local date in the order's zone, set by the
+    API) makes a month object also carry its figures to date (`EmployeeReader.to_date`)."""
+
     text: str
     first: date
     last: date
+    today: date | None = None
 
     @property
     def is_month(self) -> bool:
@@ -64,7 +68,9 @@ def parse_period(text: str) -> Period:
             return Period(text, d, d)
         first = date(y, mo, 1)
     except ValueError as exc:
-        raise BadPeriod(f"not a real date: {text!r}") from exc
+        what = "date" if m.group(3) else "month"
+        raise BadPeriod(f"{text!r} has the right format but no such {what} exists ({exc})"
+                        ) from exc
     last = date(y, mo, _calendar.monthrange(y, mo)[1])
     return Period(text, first, last)
 
@@ -414,7 +420,9 @@ class EmployeeProjector:
                 rest, slot = rest[:-len(SUMMARY_SUFFIX)], 1
             else:
                 slot = 0
-            if len(rest) == 2 and rest.isascii() and rest.isdigit():
+            # the period may end before the month does (a month to date)
+            if (len(rest) == 2 and rest.isascii() and rest.isdigit()
+                    and int(rest) <= period.last.day):
                 days.setdefault(rest, [None, None])[slot] = value
         for raw, summary in days.values():
             if raw is not None:
@@ -426,6 +434,29 @@ class EmployeeProjector:
             return self.cat.month_plan(period.first.year, period.first.month, absent, self.live)
         return self.cat.day_plan(period.first, period.first in absent, self.live)
 
+    def to_date(self, employee_id: str, period: Period) -> dict[str, Any]:
+        """A month's figures to date, beside its whole-month ones: kpi minutes, plan and
+        attainment over the month's days up to and including `period.today`. Today counts
+        whole (its full plan), so in the morning the to-date attainment reads low and
+        climbs as the day's work is credited. A past month is all to date (its values
+        equal the whole month's); a future month has nothing to date (plan 0, attainment
+        null, `to_date_through` null)."""
+        today = period.today
+        assert today is not None and period.is_month
+        last = min(period.last, today)
+        if last < period.first:
+            kpi, plan, through = Decimal(0), Decimal(0), None
+        else:
+            so_far = Period(period.text, period.first, last)
+            absent = self.roster.absences(employee_id)
+            kpi = self.totals(employee_id, so_far)[0].kpi_minutes
+            plan = sum((self.cat.day_plan(d, d in absent, self.live) for d in so_far.days()),
+                       Decimal(0))
+            through = last.isoformat()
+        return {"to_date_through": through, "kpi_minutes_to_date": round2(kpi),
+                "plan_minutes_to_date": round2(plan),
+                "attainment_to_date_pct": pct(kpi, plan)}
+
     def _params(self, period: Period) -> tuple[Decimal | None, Decimal | None, Any]:
         if period.is_month:
             order = self.cat.month_order(period.first.year, period.first.month, self.live)
@@ -436,10 +467,12 @@ class EmployeeProjector:
         return order.calls_per_hour_target, order.sla_goal_pct, order.bonus_scale
 
     def employee(self, employee_id: str, period: Period, generation: int) -> dict[str, Any]:
-        """The employee object (docs/events.md) for a day or a month."""
+        """The employee object (docs/events.md) for a day or a month; a month read with
+        `today` known also carries its figures to date (snapshots do not: a value "to date"
+        would go stale on the topic while nothing changes)."""
         c, handled = self.totals(employee_id, period)
         target, goal, scale = self._params(period)
-        return employee_object(
+        obj = employee_object(
             employee_id=employee_id,
             department_id=self.roster.department_of(employee_id),
             period=period.text,
@@ -452,6 +485,9 @@ class EmployeeProjector:
             sla_goal_pct=goal,
             bonus_scale=scale,
         )
+        if period.is_month and period.today is not None:
+            obj.update(self.to_date(employee_id, period))
+        return obj
 
     def detail(self, employee_id: str, period: Period, generation: int) -> dict[str, Any]:
         """An employee object plus the raw numerators a department total needs."""

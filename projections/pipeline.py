@@ -6,9 +6,11 @@ ticket facts and notices directly instead of through Kafka, and nothing else dif
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -114,10 +116,16 @@ class Pipeline:
         self.end_batch()
         return self
 
-    def employee(self, employee_id: str, period: str) -> dict[str, Any] | None:
+    def employee(self, employee_id: str, period: str, *,
+                 now: datetime | None = None) -> dict[str, Any] | None:
+        """The employee object as the API answers it: a month also carries its figures to
+        date, today being the local date of `now` (the clock when not given) in the
+        order's zone, as a worker reckons it."""
         from projections.employees import parse_period
 
         if not self.employees.known(employee_id):
             return None
-        p: Period = parse_period(period)
+        at = now or datetime.now(UTC)
+        p: Period = dataclasses.replace(parse_period(period),
+                                        today=self.cat.local_date(at, at))
         return self.employees.employee(employee_id, p, self.generation)

@@ -8,6 +8,7 @@ naive_timestamp (and too_late, decided later by the ticket projection).
 from __future__ import annotations
 
 import base64
+import dataclasses
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,8 +32,13 @@ _DL_NAMESPACE = uuid.UUID("6b1d3c8e-2f0a-4d55-9a3e-1f2b7c9d0e41")
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
+    """Why a record is not an event: the reason a dead letter carries (the first in the
+    contract's order) and, in `problems`, every problem found, in that order, so a
+    person fixing a file sees them all at once."""
+
     reason: str
     detail: str
+    problems: tuple[tuple[str, str], ...] = dataclasses.field(default=(), compare=False)
 
 
 def _decimal_paths(model: type[Any]) -> list[tuple[str, ...]]:
@@ -154,8 +160,8 @@ def _decode(topic: str, key: bytes | None, value: bytes | None,
         found.append(("invalid_value",
                       f"key {key[:80]!r} differs from {key_field} {expected[:80]!r}"))
     if found:
-        reason, detail = min(found, key=lambda f: _RANK[f[0]])
-        return Rejection(reason, detail)
+        ranked = tuple(sorted(found, key=lambda f: _RANK[f[0]]))  # stable: field order kept
+        return Rejection(ranked[0][0], ranked[0][1], ranked)
     assert event is not None
     return event
 

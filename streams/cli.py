@@ -244,7 +244,10 @@ def _producer(s: Settings) -> Any:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.pass_context
 def produce(ctx: click.Context, file: Path) -> None:
-    """Publish events from a JSONL file (topic and key follow from each type)."""
+    """Publish events from a JSONL file (topic and key follow from each type).
+
+    Valid lines are sent even when others are not; every problem of each invalid line is
+    listed, and the exit status is 1 if any line was left out, so a script notices."""
     from streams.admin import BrokerUnavailable, create_topics
     from streams.ops.produce import BrokerUnavailable as ProduceUnavailable
     from streams.ops.produce import produce_file
@@ -260,10 +263,11 @@ def produce(ctx: click.Context, file: Path) -> None:
     total = sum(summary.sent.values())
     click.echo(f"sent {total} events: " + ", ".join(
         f"{t}={n}" for t, n in sorted(summary.sent.items())))
-    for line_no, reason, detail in summary.invalid:
-        click.echo(f"  line {line_no}: {reason}: {detail}", err=True)
-    if summary.invalid:
-        click.echo(f"{len(summary.invalid)} invalid line(s) not sent", err=True)
+    for line_no, _, _ in summary.invalid:
+        for reason, detail in summary.problems[line_no]:
+            click.echo(f"  line {line_no}: {reason}: {detail}", err=True)
+    if summary.rejected:
+        _fail(f"{len(summary.invalid)} invalid line(s) not sent")
 
 
 @cli.command()
@@ -425,10 +429,15 @@ def tokens_list(ctx: click.Context) -> None:
     """List tokens (ids, roles, scopes; never the tokens themselves)."""
     from streams.api.auth import TokenStore
 
-    for r in TokenStore(_settings(ctx).tokens_file).list():
-        scope = r.employee_id or ",".join(r.departments) or "*"
-        state = f"revoked {r.revoked_at}" if r.revoked_at else "active"
-        click.echo(f"{r.id}  {r.role:<10}  {scope:<20}  {r.created_at}  {state}  {r.label}")
+    records = TokenStore(_settings(ctx).tokens_file).list()
+    rows = [(r.id, r.role, r.employee_id or ",".join(r.departments) or "*", r.created_at,
+             f"revoked {r.revoked_at}" if r.revoked_at else "active", r.label)
+            for r in records]
+    header = ("ID", "ROLE", "SCOPE", "CREATED", "STATE", "LABEL")
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(5)]
+    for row in [header, *rows]:
+        cells = [str(v).ljust(w) for v, w in zip(row[:5], widths, strict=True)]
+        click.echo("  ".join([*cells, str(row[5])]).rstrip())
 
 
 @tokens.command("revoke")

@@ -1,5 +1,5 @@
-"""Bearer tokens with scopes: employees see themselves, managers their departments,
-operations everyone; a separate scrape role reads /metrics.
+"""Bearer tokens with scopes: employees see themselves and the tickets they take part in,
+managers their departments, operations everyone; a separate scrape role reads /metrics.
 
 Only SHA-256 hashes of tokens are stored (tokens carry 256 random bits, so a slow hash
 adds nothing), in a JSON file named by the settings. The file is re-read when it changes,
@@ -17,6 +17,7 @@ import secrets
 import threading
 import time
 from collections.abc import Iterator
+from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -70,11 +71,17 @@ class Principal:
             return True
         return self.role == "manager" and department_id in self.departments
 
-    def may_read_ticket(self, department_id: str | None) -> bool:
+    def may_read_ticket(self, department_id: str | None,
+                        participants: AbstractSet[str] = frozenset()) -> bool:
         """Operations any ticket, a manager those of their departments (the ticket's current
-        department); employees and the scrape role none: their scope is figures."""
+        department), an employee the tickets they take part in: whose current owner they
+        are, or that credited them with anything (minutes, a resolution, an escalation
+        or reopen counted on them). An employee sees the clocks their own figures come
+        from, and nothing of colleagues' tickets; the scrape role sees no ticket."""
         if self.role == "operations":
             return True
+        if self.role == "employee":
+            return self.employee_id is not None and self.employee_id in participants
         return (self.role == "manager" and department_id is not None
                 and department_id in self.departments)
 

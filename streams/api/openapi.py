@@ -89,7 +89,15 @@ class _Figures(_Strict):
 
 class EmployeeFigures(_Figures):
     """An employee's figures for a day or a month. `quality_score` (possibly null) and
-    `bonus` are present for months and absent for days."""
+    `bonus` are present for months and absent for days.
+
+    `kpi_minutes`, `plan_minutes` and `attainment_pct` of a month are the whole calendar
+    month's (its plan counts every working day, future ones included). Beside them, a
+    month object from this API carries its figures to date: the same three over the
+    month's days up to and including today (the local date in the order's zone; today's
+    plan counts whole). A past month's to-date values equal its whole-month ones; a
+    future month has `plan_minutes_to_date` 0, `attainment_to_date_pct` and
+    `to_date_through` null. Days and `kpi-employee` snapshots do not carry them."""
 
     employee_id: str
     department_id: str | None
@@ -97,6 +105,19 @@ class EmployeeFigures(_Figures):
     generation: int
     quality_score: Num | None = None
     bonus: Bonus | SkipJsonSchema[None] = Field(default=None, json_schema_extra=_absent_not_null)
+    to_date_through: str | None = Field(
+        default=None, json_schema_extra=_absent_not_null,
+        description="the last day counted to date (YYYY-MM-DD); null for a future month")
+    kpi_minutes_to_date: Num | SkipJsonSchema[None] = Field(
+        default=None, json_schema_extra=_absent_not_null,
+        description="KPI minutes of the month's days up to and including today")
+    plan_minutes_to_date: Num | SkipJsonSchema[None] = Field(
+        default=None, json_schema_extra=_absent_not_null,
+        description="the plan of the month's days up to and including today")
+    attainment_to_date_pct: Num | None = Field(
+        default=None, json_schema_extra=_absent_not_null,
+        description="100 * kpi_minutes_to_date / plan_minutes_to_date; null when that "
+                    "plan is 0")
 
 
 class DepartmentTotals(_Figures):

@@ -12,9 +12,11 @@ Scope comes before existence, so a token learns nothing about ids outside its sc
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import date
 from typing import Any, ClassVar, cast
 from urllib.parse import unquote
 
@@ -34,10 +36,8 @@ from streams.api.auth import Principal, TokenStore, bearer
 from streams.api.export_format import filename, generation_of, to_csv
 from streams.api.lists_web import register_lists
 from streams.api.openapi import (
-    DATE_PATTERN,
     ID_PATTERN,
     METRIC_NAME_PATTERN,
-    MONTH_PATTERN,
     openapi_document,
 )
 from streams.api.readside import ReadSide
@@ -47,8 +47,12 @@ log = logging.getLogger("kpi.web")
 
 ID_RE = re.compile(ID_PATTERN)
 METRIC_NAME = re.compile(METRIC_NAME_PATTERN)
-DATE_RE = re.compile(DATE_PATTERN)
-MONTH_RE = re.compile(MONTH_PATTERN)
+# The request's shape (ASCII digits in place) is checked first and the calendar after, so
+# "2026-13-01" is told that its date does not exist, not that its format is wrong.
+# DATE_PATTERN and MONTH_PATTERN, which also exclude impossible months and days, document
+# the accepted values in the OpenAPI document.
+DATE_SHAPE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+MONTH_SHAPE = re.compile(r"^[0-9]{4}-[0-9]{2}$")
 ALLOW = "GET, HEAD"
 # Every response: figures decide pay, so no shared cache may keep them, and browsers
 # must not second-guess the declared content type.
@@ -192,17 +196,22 @@ def register_web(worker: ReadSide) -> None:
             return principal
 
         def period(self, request: Request) -> Period:
-            """date=YYYY-MM-DD or month=YYYY-MM (ASCII digits, a real day), or this month."""
+            """date=YYYY-MM-DD or month=YYYY-MM (ASCII digits, a real day), or this month;
+            with today's local date, so that month objects carry their figures to date."""
+            found = self._period(request)
+            return dataclasses.replace(found, today=date.fromisoformat(worker.today()))
+
+        def _period(self, request: Request) -> Period:
             q = request.query
             try:
                 if "date" in q and "month" in q:
                     raise BadPeriod("give either date or month, not both")
                 if "date" in q:
-                    if not DATE_RE.fullmatch(q["date"]):
+                    if not DATE_SHAPE.fullmatch(q["date"]):
                         raise BadPeriod(f"date must be YYYY-MM-DD, got {q['date']!r}")
                     return parse_period(q["date"])
                 if "month" in q:
-                    if not MONTH_RE.fullmatch(q["month"]):
+                    if not MONTH_SHAPE.fullmatch(q["month"]):
                         raise BadPeriod(f"month must be YYYY-MM, got {q['month']!r}")
                     return parse_period(q["month"])
                 return parse_period(worker.today()[:7])
@@ -328,7 +337,8 @@ def register_web(worker: ReadSide) -> None:
             # The scope depends on the ticket's department, so look first; an unknown ticket
             # has no department and is refused like one outside the scope (no 404 oracle).
             require(request, lambda p: p.may_read_ticket(
-                found[1].department_id if found is not None else None))
+                found[1].department_id if found is not None else None,
+                found[1].participants() if found is not None else frozenset()))
             if found is None:
                 raise ApiError(404, "unknown_ticket", f"no event names ticket {ticket_id!r}")
             return self.json(describe(found[1], worker.cat, worker.live, worker.clock()))

@@ -34,6 +34,13 @@ class ProduceSummary:
 
     sent: dict[str, int] = field(default_factory=dict)
     invalid: list[tuple[int, str, str]] = field(default_factory=list)  # (line, reason, detail)
+    # every problem of each invalid line, (reason, detail) in the contract's order; the
+    # first is the one in `invalid` (the reason a dead letter would carry)
+    problems: dict[int, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+
+    @property
+    def rejected(self) -> bool:
+        return bool(self.invalid)
 
 
 @dataclass(frozen=True)
@@ -147,6 +154,8 @@ def produce_file(path: Path, *, bootstrap: str, prefix: str, client_options: dic
                     checked = check_line(value)
                     if isinstance(checked, Rejection):
                         summary.invalid.append((no, checked.reason, checked.detail))
+                        summary.problems[no] = (checked.problems
+                                                or ((checked.reason, checked.detail),))
                     else:
                         topic, key = checked
                         future = producer.send(prefixed(topic, prefix), value=value, key=key)

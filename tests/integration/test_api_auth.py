@@ -1,7 +1,8 @@
 """Access control and hardening of the API on a real worker with authentication on.
 
-One worker serves the whole module: two departments (d-1: e-1, e-2; d-2: e-3), a ticket
-in each, and a token per role written with TokenStore into the file the worker reads.
+One worker serves the whole module: two departments (d-1: e-1, e-2; d-2: e-3), tickets
+of e-1 and e-2 (d-1) and e-3 (d-2), and a token per role written with TokenStore into the
+file the worker reads.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ import http.client
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -67,6 +70,10 @@ class Api:
     def get(self, path: str, role: str = "operations") -> Reply:
         return self.call("GET", path, self.tokens[role])
 
+    def worker_today(self) -> str:
+        """Today in the order's zone (Europe/Moscow), as the worker computes it."""
+        return datetime.now(ZoneInfo("Europe/Moscow")).date().isoformat()
+
 
 @pytest.fixture(scope="module")
 def api(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
@@ -80,6 +87,8 @@ def api(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> Ite
                  dept="d-1"),
         f.opened("t-2", f"{DAY}T11:00:00+03:00", "e-3", decisions=["tariff_change"],
                  dept="d-2"),
+        f.opened("t-3", f"{DAY}T12:00:00+03:00", "e-2", decisions=["router_reboot"],
+                 dept="d-1"),
     ])
     store = TokenStore(tmp / "tokens.json")
     tokens: dict[str, str | None] = {
@@ -103,6 +112,7 @@ def api(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> Ite
             e1, e3 = a.get("/kpi/employees/e-1?month=2026-11"), a.get("/kpi/employees/e-3")
             return (e1.status == 200 and e1.body["kpi_minutes"] > 0 and e3.status == 200
                     and a.get("/tickets/t-2").status == 200
+                    and a.get("/tickets/t-3").status == 200
                     and a.get("/kpi/departments/d-2").status == 200)
 
         wait_for(ready, what="the events in the API")
@@ -131,8 +141,10 @@ MATRIX: dict[str, tuple[str, tuple[int, ...]]] = {
         "/kpi/departments/d-2", (403, 403, 200, 200, 403, *UNAUTH)),
     "department unknown": (
         "/kpi/departments/d-404", (403, 403, 403, 404, 403, *UNAUTH)),
-    "ticket of d-1": (
-        "/tickets/t-1", (403, 200, 403, 200, 403, *UNAUTH)),
+    "ticket the employee owns": (
+        "/tickets/t-1", (200, 200, 403, 200, 403, *UNAUTH)),
+    "ticket of a colleague": (
+        "/tickets/t-3", (403, 200, 403, 200, 403, *UNAUTH)),
     "ticket of d-2": (
         "/tickets/t-2", (403, 403, 200, 200, 403, *UNAUTH)),
     "ticket unknown": (
@@ -172,7 +184,7 @@ def assert_served(endpoint: str, r: Reply) -> None:
     elif path.startswith("/internal/"):
         assert r.body["employee"]["employee_id"] == "e-1"
     elif path == "/metrics":
-        assert metric(r.text, "kpi_events_total", topic="tickets", type="ticket.opened") == 2
+        assert metric(r.text, "kpi_events_total", topic="tickets", type="ticket.opened") == 3
     elif path == "/health":
         assert r.body["status"] == "ok"
     else:
@@ -341,3 +353,38 @@ def test_metrics_can_be_asked_for_named_series_only(api: Api) -> None:
     assert r.status == 400 and "unknown_parameter" in r.text
     r = api.call("GET", "/metrics?name[]=false", token)  # no sample name is one word
     assert r.status == 400 and "invalid_parameter" in r.text
+
+
+@pytest.mark.parametrize(("query", "says"), [
+    ("date=2026-13-01", "'2026-13-01' has the right format but no such date exists"),
+    ("date=2026-02-30", "'2026-02-30' has the right format but no such date exists"),
+    ("month=2026-13", "'2026-13' has the right format but no such month exists"),
+    ("date=2026-11-2", "date must be YYYY-MM-DD, got '2026-11-2'"),
+])
+def test_a_period_error_says_whether_the_format_or_the_date_is_wrong(
+        api: Api, query: str, says: str) -> None:
+    r = api.get(f"/kpi/employees/e-1?{query}")
+    assert_error(r, 400, "bad_period")
+    assert r.body["detail"].startswith(says), r.body
+
+
+def test_a_tickets_due_at_carries_the_orders_offset(api: Api) -> None:
+    body = api.get("/tickets/t-1").body
+    dues = [t["due_at"] for t in body["sla"].values() if t["due_at"] is not None]
+    assert dues, body  # the order gives t-1 targets, so some deadline is computed
+    assert all(d.endswith("+03:00") for d in dues), body  # the order's zone: Europe/Moscow
+    assert body["opened_at"].endswith("+03:00")
+
+
+def test_month_objects_carry_their_figures_to_date(api: Api) -> None:
+    past = api.get("/kpi/employees/e-1?month=2026-11").body
+    # November is over for any run of this suite: all of it is to date.
+    assert past["to_date_through"] == "2026-11-30"
+    assert past["kpi_minutes_to_date"] == past["kpi_minutes"] == 12.5
+    assert past["plan_minutes_to_date"] == past["plan_minutes"]
+    assert past["attainment_to_date_pct"] == past["attainment_pct"]
+    today = api.worker_today()
+    current = api.get(f"/kpi/employees/e-1?month={today[:7]}").body
+    assert current["to_date_through"] == today
+    day = api.get(f"/kpi/employees/e-1?date={DAY}").body
+    assert not {k for k in day if k.endswith("_to_date") or k.startswith("to_date")}

@@ -79,3 +79,32 @@ def test_an_unreachable_broker_fails_fast(tmp_path: Path) -> None:
         produce_file(path, bootstrap=f"127.0.0.1:{free_port()}", prefix="",
                      client_options={"bootstrap_timeout_ms": 2000}, progress=False)
     assert time.monotonic() - started < 10
+
+
+def test_kpi_produce_lists_every_problem_and_exits_1_when_a_line_is_left_out(
+        broker: EmbeddedBroker, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from streams.cli import cli
+
+    prefix = f"t{uuid.uuid4().hex[:8]}."
+    events = list(islice(historical(employees=2, start=date(2026, 11, 2), days=1, seed=5), 20))
+    ticket = next(e for e in events if e["type"] == "ticket.opened")
+    two_problems = {**ticket, "occurred_at": "2026-11-02T10:00:00"}
+    del two_problems["priority"]
+    path = tmp_path / "feed.jsonl"
+    path.write_bytes(b"\n".join([*map(dumps, events), dumps(two_problems)]) + b"\n")
+    args = ["--brokers", broker.bootstrap, "--prefix", prefix, "produce", str(path)]
+
+    result = CliRunner().invoke(cli, args)
+
+    assert result.exit_code == 1, result.output
+    assert f"sent {len(events)} events" in result.output
+    line = len(events) + 1
+    assert f"line {line}: missing_field: priority" in result.output
+    assert f"line {line}: naive_timestamp: occurred_at" in result.output
+    assert "1 invalid line(s) not sent" in result.output
+
+    path.write_bytes(b"\n".join(map(dumps, events)) + b"\n")
+    clean = CliRunner().invoke(cli, args)
+    assert clean.exit_code == 0, clean.output
