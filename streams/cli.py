@@ -66,12 +66,19 @@ def broker(port: int) -> None:
     except BrokerError as exc:
         _fail(str(exc))
     click.echo(f"ready: KPI_BROKERS=127.0.0.1:{port} (Ctrl-C stops it; all topics are lost)")
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # SIGTERM and SIGHUP take the broker down as Ctrl-C does
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_term)
     try:
         b.wait()
     except KeyboardInterrupt:
         pass
     finally:
         b.stop()
+        click.echo("kpi broker: stopped")
 
 
 @cli.group()
@@ -102,9 +109,12 @@ def topics_create(ctx: click.Context, partitions: int | None) -> None:
 @click.option("--web-port", type=click.IntRange(1, 65535), help="HTTP port of this worker.")
 @click.option("--web-host", help="HTTP bind address (default 127.0.0.1).")
 @click.option("--loglevel", type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option("--reset-local-state", is_flag=True,
+              help="Delete this worker's local state for its generation (under --data-dir) "
+                   "and rebuild it from the broker's changelogs.")
 @click.pass_context
 def worker(ctx: click.Context, web_port: int | None, web_host: str | None,
-           loglevel: str | None) -> None:
+           loglevel: str | None, reset_local_state: bool) -> None:
     """Run one Faust worker (several may run in one group)."""
     from streams.admin import BrokerUnavailable, create_topics, partitions_of
     from streams.worker.memory import AllocatorError, allocator_env
@@ -137,7 +147,27 @@ def worker(ctx: click.Context, web_port: int | None, web_host: str | None,
             s = s.model_copy(update={"partitions": actual})
     except BrokerUnavailable as exc:
         click.echo(f"kpi worker: {exc}; starting anyway, will retry", err=True)
+    _check_local_state(s, reset_local_state)
     run_worker(s)
+
+
+def _check_local_state(s: Settings, reset: bool) -> None:
+    """Reset the local state on request; refuse, in one line, state the broker lacks."""
+    from kafka.errors import KafkaError
+
+    from streams.worker import localstate
+
+    if reset:
+        gone = localstate.reset(s)
+        click.echo(f"kpi worker: deleted local state {gone}" if gone else
+                   f"kpi worker: no local state at {localstate.state_dir(s)}", err=True)
+        return
+    try:
+        localstate.check(s)
+    except localstate.LocalStateError as exc:
+        _fail(str(exc))
+    except (KafkaError, OSError) as exc:  # Faust's own recovery will meet the same broker
+        click.echo(f"kpi worker: local state not checked ({exc})", err=True)
 
 
 def run_worker(s: Settings) -> None:
@@ -166,6 +196,9 @@ def run_worker(s: Settings) -> None:
     limit_arenas(s.malloc_arenas)  # before Faust, aiokafka and RocksDB start threads
     tune_gc(s.gc_threshold)
     s.data_dir.mkdir(parents=True, exist_ok=True)
+    click.echo(f"kpi worker: API on http://{s.web_host}:{s.web_port}, authentication "
+               + ("ON (bearer tokens from " + str(s.tokens_file) + ")" if s.auth_enabled
+                  else "OFF (KPI_AUTH_ENABLED=false)"), err=True)
     kw = KpiWorker(s)
     w = faust.Worker(kw.app, loglevel=s.log_level, quiet=True, redirect_stdouts=False)
     try:
