@@ -112,7 +112,10 @@ class EmbeddedBroker:
         ]
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         linux = sys.platform.startswith("linux")
+        # Its own session: a terminal's Ctrl-C reaches only its owner, which stops it
+        # last, after the clients that still need it.
         self.process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
+                                        start_new_session=True,
                                         preexec_fn=_die_with_parent if linux else None)
         deadline = time.monotonic() + ready_timeout
         while time.monotonic() < deadline:

@@ -838,7 +838,7 @@ def live(*, employees: int, seed: int, rate: float, now: Callable[[], datetime]
 # -- the demo: a recent past, then live at a seat's own pace -------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass
 class DemoPlan:
     """Where and when the demo's centre works, so that now is inside its working day."""
 
@@ -847,6 +847,7 @@ class DemoPlan:
     local_now: datetime
     history_start: date
     holidays: bool = True
+    last_ticket: str | None = field(default=None, compare=False)
 
     def describe(self) -> str:
         days = "Monday to Friday" if self.workdays == WEEKDAYS else "every day"
@@ -901,11 +902,17 @@ def demo(*, employees: int, seed: int, now: Callable[[], datetime], history_days
     # The history runs through today; what it plans for later today is left out, so
     # the morning is done and the afternoon belongs to the live feed.
     past = _History(feed, plan.history_start, local.date()).events()
-    history = (ev for ev in past if datetime.fromisoformat(ev["occurred_at"]) <= t)
+    def history() -> Iterator[Event]:
+        for ev in past:
+            if datetime.fromisoformat(ev["occurred_at"]) <= t:
+                if ev["type"] == "ticket.opened":
+                    plan.last_ticket = ev["ticket_id"]  # one to show in the banner
+                yield ev
+
     # The history already issued the order and registered everyone: the live feed goes
     # straight to the day's work.
     live_feed = _Live(feed, now, seat_rate(employees))
-    return plan, history, iter(live_feed.next_event, None)
+    return plan, history(), iter(live_feed.next_event, None)
 
 
 # -- records and sinks ---------------------------------------------------------------------------
