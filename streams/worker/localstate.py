@@ -88,11 +88,14 @@ def end_offsets(s: Settings, topics: set[str]) -> dict[tuple[str, int], int]:
 
 def mismatches(stored: dict[tuple[str, int], int], ends: dict[tuple[str, int], int]
                ) -> list[Mismatch]:
-    """Partitions whose stored offset is past the last record their changelog holds."""
+    """Partitions with stored state whose changelog the broker lacks or holds empty.
+
+    Only a missing or empty changelog proves another broker: after a SIGKILL the stored
+    offset may legitimately run ahead of records still queued for the changelog."""
     out = []
     for (topic, partition), offset in sorted(stored.items()):
         end = ends.get((topic, partition))
-        if end is None or offset > end - 1:
+        if end is None or (end <= 0 and offset >= 0):
             out.append(Mismatch(topic, partition, offset, end))
     return out
 
