@@ -54,6 +54,9 @@ PERIODS = [MONTH] + [(date(2026, 10, 1) + timedelta(days=i)).isoformat() for i i
 RETRO_AT = "2026-10-15T12:00:00+03:00"  # the weight correction is issued
 PLAN_AT = "2026-10-20T10:00:00+03:00"  # the calendar and plan change is issued
 VOLATILE = ("type", "event_id", "emitted_at", "generation")
+# Month-to-date figures are read-side only: `kpi-employee` snapshots do not carry them.
+TO_DATE = ("to_date_through", "kpi_minutes_to_date", "plan_minutes_to_date",
+           "attainment_to_date_pct")
 
 
 def _model(d: dict[str, Any]) -> Event:
@@ -239,7 +242,8 @@ def test_replayed_generation_serves_its_figures_everywhere(broker: EmbeddedBroke
         for row in report["rows"]:
             assert snaps[(row["employee_id"], row["period"])]["generation"] == 2, row
         for (emp, period), snap in snaps.items():
-            assert _strip(snap) == _strip(full.employee(emp, period)), (emp, period)
+            expected = {k: v for k, v in full.employee(emp, period).items() if k not in TO_DATE}
+            assert _strip(snap) == _strip(expected), (emp, period)
 
         listing = CliRunner().invoke(cli, ["generations", "list"], env=_cli_env(s))
         assert listing.exit_code == 0, listing.output
