@@ -479,8 +479,9 @@ class VerifiedHighwaterThread(_aiokafka.AIOKafkaConsumerThread):
     and a fetch wait of our choosing.
 
     Faust fixes `fetch_max_wait_ms` at 1,500. This thread's consumer starts with the
-    backlog wait and the worker then sets it from its lag (KpiWorker._pace_fetches):
-    Faust's 1,500 ms once caught up, 200 ms while behind (settings.py). A broker that
+    backlog wait and the worker then sets it from its lag
+    (streams.worker.probes.BrokerProbe.pace_fetches): Faust's 1,500 ms once caught up,
+    200 ms while behind (settings.py). A broker that
     answers a long poll only when it expires rather than when records arrive (Tansu
     does, for a partition empty when the fetch came) delivers a record up to the wait
     late; a shorter wait sends it more fetches, each costing the embedded broker in
@@ -489,7 +490,7 @@ class VerifiedHighwaterThread(_aiokafka.AIOKafkaConsumerThread):
 
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
-        # KPI_FETCH_MAX_WAIT_MS, set on the app by streams.worker.app.KpiWorker.
+        # KPI_FETCH_MAX_WAIT_MS, set on the app by streams.worker.faustapp.build_app.
         wait = getattr(self.app, "kpi_fetch_max_wait_ms", None)
         if wait is not None:
             # Read by AIOKafkaConsumer.start() when it builds its fetcher.

@@ -6,7 +6,8 @@ import orjson
 import pytest
 
 from projections.tickets import _fact, fact_bundle, read_facts
-from streams.worker.app import FactBundles, partition_of
+from streams.worker.tables import partition_of
+from streams.worker.tickets import FactBundles
 
 
 def test_a_bundle_reads_back_as_its_facts_in_order() -> None:

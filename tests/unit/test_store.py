@@ -14,7 +14,7 @@ from rocksdict import Options, Rdict
 from projections.employees import EmployeeProjector, parse_period
 from projections.pipeline import Pipeline
 from projections.store import KV, BatchKV, MemoryKV, RocksKV, prefix_scan
-from streams.worker.app import PartitionReader
+from streams.worker.tables import PartitionReader
 from tests import factory as f
 
 
