@@ -7,7 +7,6 @@ embedded broker can be swapped by changing only this file.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -131,11 +130,3 @@ class EmbeddedBroker:
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
-
-
-def which_tansu() -> str | None:
-    """The binary path if one can be found, else None (for --help texts and diagnostics)."""
-    try:
-        return broker_binary()
-    except BrokerError:
-        return shutil.which("tansu")

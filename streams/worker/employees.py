@@ -71,9 +71,8 @@ class EmployeeSide:
         for msg in records:
             touched: list[tuple[str, list[date]]]
             if msg.topic == self.facts_name:
-                key = None if msg.key is None else bytes(msg.key)
                 touched = [(emp, self.proj.apply_fact(emp, fact))
-                           for emp, fact in read_facts(key, bytes(msg.value))]
+                           for emp, fact in read_facts(bytes(msg.value))]
             else:
                 ev = await self.edge.decode(msg)
                 if ev is None:
