@@ -3,17 +3,15 @@ worker owns, at the moment its partition has reached (processors/alert_clock.py)
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any, cast
 
-import faust
 import orjson
 
 from processors.alert_clock import AlertClocks, caught_up
 from processors.calendar import epoch_us, from_epoch_us
 from projections.tickets import alert_sent_notice
-from streams.worker.metrics import Metrics
+from streams.worker.runtime import Runtime
 from streams.worker.tables import as_bytes, ticket_partition
 from streams.worker.tickets import TicketSide
 
@@ -21,13 +19,10 @@ from streams.worker.tickets import TicketSide
 class Alerts:
     """Owns what this process has sent or found sent: ticket_id -> {"target:kind"}."""
 
-    def __init__(self, tickets: TicketSide, metrics: Metrics,
-                 clock: Callable[[], datetime], alerts_out: Any) -> None:
+    def __init__(self, rt: Runtime, tickets: TicketSide, alerts_out: Any) -> None:
+        self.settings, self.app, self.metrics = rt.settings, rt.app, rt.metrics
+        self.clock = rt.clock
         self.tickets = tickets
-        self.settings = tickets.settings
-        self.app: faust.App = tickets.app
-        self.metrics = metrics
-        self.clock = clock
         self.alerts_out = alerts_out
         self._alerted: dict[str, set[str]] = {}
 

@@ -37,6 +37,7 @@ from streams.worker.memory import trim
 from streams.worker.metrics import Metrics
 from streams.worker.outputs import Gauges, Snapshots
 from streams.worker.probes import BrokerProbe, BrokerState
+from streams.worker.runtime import Runtime
 from streams.worker.tables import WorkerTables
 from streams.worker.tickets import TicketSide
 
@@ -58,25 +59,20 @@ class KpiWorker:
         self.tables = WorkerTables(app, s)
         self.tickets_table = self.tables.tickets
         self.employees_table = self.tables.employees
-        edge = Edge(s, self.metrics, self.dead_letters)
+        rt = Runtime(s, app, self.metrics, clock, Edge(s, self.metrics, self.dead_letters),
+                     self.tables)
         self.broker = BrokerState(s)
-        self.state = GlobalState(s, app, edge, self.metrics, clock, self.broker,
-                                 self.orders_topic)
+        self.state = GlobalState(rt, self.broker, self.orders_topic)
         self.cat, self.roster = self.state.cat, self.state.roster
-        self.tickets = TicketSide(s, app, edge, self.metrics, self.cat, self.tables,
-                                  self.state.loaded, inputs=self.ticket_topics,
+        self.tickets = TicketSide(rt, self.state, inputs=self.ticket_topics,
                                   input_names=self.ticket_topic_names, notices=self.notices)
-        self.employees = EmployeeSide(s, app, edge, self.metrics, self.cat, self.roster,
-                                      self.tables, self.state.loaded, self.employee_topics)
+        self.employees = EmployeeSide(rt, self.state, self.employee_topics)
         self.ticket_reader = self.tickets.reader
         self.employee_reader = self.employees.reader
-        self.snapshots = Snapshots(s, app, self.metrics, clock, self.employee_reader,
-                                   self.tables.sender)
-        self.gauges = Gauges(s, app, self.metrics, self.cat, self.roster,
-                             self.employee_reader, self.state.loaded, self.today)
-        self.alerts = Alerts(self.tickets, self.metrics, clock, self.alerts_out)
-        self.probe = BrokerProbe(s, app, self.metrics, self.broker,
-                                 lambda: self.state.consumer)
+        self.snapshots = Snapshots(rt, self.employee_reader)
+        self.gauges = Gauges(rt, self.state, self.employee_reader)
+        self.alerts = Alerts(rt, self.tickets, self.alerts_out)
+        self.probe = BrokerProbe(rt, self.broker, lambda: self.state.consumer)
         self._attach(app, s)
         register_web(self)
 

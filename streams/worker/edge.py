@@ -99,3 +99,12 @@ class Edge:
             # path every item is one record.
             gauge.set(queued_records(queue._queue) if fast else queue.qsize())
             yield event
+
+    async def run_batches(self, stream: faust.StreamT, agent: str, loaded: asyncio.Event,
+                          handler: Callable[[list[Any]], Awaitable[None]]) -> None:
+        """An agent: once the global state is loaded, each event's records to `handler`
+        (a batch of one partition; state goes through a write-back cache so each key is
+        written, and changelogged, once per batch)."""
+        await loaded.wait()
+        async for event in self.events(stream, agent):
+            await guarded(handler, records_of(event))

@@ -7,38 +7,33 @@ for the snapshots and gauges (outputs.py) once it is written.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from datetime import date
 from typing import Any
 
 import faust
 
-from processors.calendar import OrderCatalogue
 from projections.employees import EmployeeProjector
-from projections.roster import Roster
 from projections.store import BatchKV
 from projections.tickets import read_facts
-from streams.settings import Settings
-from streams.worker.edge import Edge, guarded, observe, records_of
-from streams.worker.metrics import BatchObservations, Metrics
+from streams.worker.edge import observe
+from streams.worker.globalstate import GlobalState
+from streams.worker.metrics import BatchObservations
 from streams.worker.outputs import Gauges, Snapshots
-from streams.worker.tables import TableKV, WorkerTables
+from streams.worker.runtime import Runtime
+from streams.worker.tables import TableKV
 
 
 class EmployeeSide:
     """Owns the employees store as the agent writes it."""
 
-    def __init__(self, settings: Settings, app: faust.App, edge: Edge, metrics: Metrics,
-                 cat: OrderCatalogue, roster: Roster, tables: WorkerTables,
-                 loaded: asyncio.Event, inputs: Any) -> None:
-        self.settings = s = settings
-        self.app = app
-        self.edge = edge
-        self.metrics = metrics
+    def __init__(self, rt: Runtime, state: GlobalState, inputs: Any) -> None:
+        self.settings = s = rt.settings
+        self.app, self.metrics, self.edge = rt.app, rt.metrics, rt.edge
+        cat, roster = state.cat, state.roster
         self.roster = roster
-        self.tables = tables
-        self.loaded = loaded
+        self.tables = tables = rt.tables
+        self.loaded = state.loaded
         self.inputs = inputs
         self.facts_name = s.internal_topic("employee-facts")
         self.kv = BatchKV(TableKV(tables.employees, direct=tables.employees_w))
@@ -58,9 +53,7 @@ class EmployeeSide:
         self.proj.forget()
 
     async def agent(self, stream: faust.StreamT) -> None:
-        await self.loaded.wait()
-        async for event in self.edge.events(stream, "employees"):
-            await guarded(self.batch, records_of(event))
+        await self.edge.run_batches(stream, "employees", self.loaded, self.batch)
 
     async def batch(self, records: list[Any]) -> None:
         # Marked for snapshots and gauges only once written: a timer running while this

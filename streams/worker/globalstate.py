@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 import faust
@@ -16,12 +14,12 @@ from processors.calendar import NormOrder, OrderCatalogue, with_cutoff
 from projections.roster import Roster
 from schemas.decode import Rejection, decode
 from schemas.events import NormOrderIssued
-from streams.settings import Settings
-from streams.worker.edge import Edge, observe, records_of
+from streams.worker.edge import observe, records_of
 from streams.worker.follower import GenerationFollower
 from streams.worker.generations import ensure_registry
-from streams.worker.metrics import BatchObservations, Metrics
+from streams.worker.metrics import BatchObservations
 from streams.worker.probes import BrokerState
+from streams.worker.runtime import Runtime
 
 log = logging.getLogger("kpi.worker")
 
@@ -32,21 +30,17 @@ class GlobalState:
     """Owns the catalogue, the roster and whether both are loaded, and the consumer that
     reads them (which the broker probe asks for metadata)."""
 
-    def __init__(self, settings: Settings, app: faust.App, edge: Edge, metrics: Metrics,
-                 clock: Callable[[], datetime], broker: BrokerState,
-                 orders_topic: Any) -> None:
-        self.settings = settings
-        self.app = app
-        self.edge = edge
-        self.metrics = metrics
-        self.clock = clock
+    def __init__(self, rt: Runtime, broker: BrokerState, orders_topic: Any) -> None:
+        self.settings, self.app, self.metrics = rt.settings, rt.app, rt.metrics
+        self.clock = rt.clock
+        self.edge = rt.edge
         self.broker = broker
         self.orders_topic = orders_topic
         self.cat = OrderCatalogue()
         self.roster = Roster()
         self.loaded = asyncio.Event()
         self.consumer: Any = None
-        self.generations = GenerationFollower(settings, app, self.loaded)
+        self.generations = GenerationFollower(rt.settings, rt.app, self.loaded)
 
     def attach(self) -> None:
         self.app.agent(self.orders_topic, name="norm-orders")(self.orders_agent)

@@ -6,20 +6,14 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
-import faust
 import orjson
 from faust.types import TP
 
-from processors.calendar import OrderCatalogue
 from projections.employees import EmployeeProjector, parse_period
-from projections.roster import Roster
-from streams.settings import Settings
-from streams.worker.changelog import DirectSender
-from streams.worker.metrics import Metrics
+from streams.worker.globalstate import GlobalState
+from streams.worker.runtime import Runtime
 from streams.worker.tables import partition_of
 
 # Timers computing employee objects (snapshots, gauges) hand the event loop back to the
@@ -43,16 +37,12 @@ def set_or_remove(gauge: Any, labels: tuple[str, ...], value: float | None) -> N
 class Snapshots:
     """Publishes the latest state of every (employee, period) changed since its last run."""
 
-    def __init__(self, settings: Settings, app: faust.App, metrics: Metrics,
-                 clock: Callable[[], datetime], reader: EmployeeProjector,
-                 sender: DirectSender) -> None:
-        self.settings = settings
-        self.app = app
-        self.metrics = metrics
-        self.clock = clock
+    def __init__(self, rt: Runtime, reader: EmployeeProjector) -> None:
+        self.settings, self.app, self.metrics = rt.settings, rt.app, rt.metrics
+        self.clock = rt.clock
         self.reader = reader
-        self.sender = sender
-        self.topic_name = settings.topic("kpi-employee")
+        self.sender = rt.tables.sender
+        self.topic_name = rt.settings.topic("kpi-employee")
         self._dirty: set[tuple[str, str]] = set()
 
     def attach(self) -> None:
@@ -89,18 +79,12 @@ class Gauges:
     and gauges of partitions that moved away disappear (sums across workers stay right).
     """
 
-    def __init__(self, settings: Settings, app: faust.App, metrics: Metrics,
-                 cat: OrderCatalogue, roster: Roster, reader: EmployeeProjector,
-                 loaded: asyncio.Event, today: Callable[[], str]) -> None:
-        self.settings = settings
-        self.app = app
-        self.metrics = metrics
-        self.cat = cat
-        self.roster = roster
+    def __init__(self, rt: Runtime, state: GlobalState, reader: EmployeeProjector) -> None:
+        self.settings, self.app, self.metrics = rt.settings, rt.app, rt.metrics
+        self.cat, self.roster, self.loaded = state.cat, state.roster, state.loaded
+        self.today = state.today
         self.reader = reader
-        self.loaded = loaded
-        self.today = today
-        self.facts_name = settings.internal_topic("employee-facts")
+        self.facts_name = rt.settings.internal_topic("employee-facts")
         self._seen: set[str] = set()
         self._labels: dict[str, tuple[str, str]] = {}
         # Employees changed since the last refresh; the others keep their gauges until

@@ -7,12 +7,10 @@ import logging
 from collections.abc import Callable
 from typing import Any, cast
 
-import faust
-
 from schemas.topics import INPUT_TOPICS
 from streams.settings import Settings
 from streams.worker.fastpath import fetch_wait_for
-from streams.worker.metrics import Metrics
+from streams.worker.runtime import Runtime
 from streams.worker.store import budget_usage
 
 log = logging.getLogger("kpi.worker")
@@ -41,15 +39,12 @@ class BrokerProbe:
     """On its timer: asks the broker for metadata, exports lag and the RocksDB memory
     gauges, and sets the consumer's fetch wait for the lag."""
 
-    def __init__(self, settings: Settings, app: faust.App, metrics: Metrics,
-                 broker: BrokerState, consumer: Callable[[], Any]) -> None:
-        self.settings = settings
-        self.app = app
-        self.metrics = metrics
+    def __init__(self, rt: Runtime, broker: BrokerState, consumer: Callable[[], Any]) -> None:
+        self.settings, self.app, self.metrics = rt.settings, rt.app, rt.metrics
         self.broker = broker
         # The global-state reader's consumer (None while it reconnects).
         self.consumer = consumer
-        self._prefix_len = len(settings.topic_prefix)
+        self._prefix_len = len(rt.settings.topic_prefix)
 
     def attach(self) -> None:
         self.app.timer(self.settings.broker_probe_interval)(self.probe)

@@ -8,7 +8,6 @@ it returns.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from typing import Any, cast
@@ -17,14 +16,15 @@ import faust
 import orjson
 from faust.types import TP
 
-from processors.calendar import OrderCatalogue, epoch_us
+from processors.calendar import epoch_us
 from projections.store import BatchKV
 from projections.tickets import TicketOutput, TicketProjector, fact_bundle
 from projections.timers import IndexedKV, TimerIndex
-from streams.settings import Settings
-from streams.worker.edge import Edge, guarded, observe, records_of
-from streams.worker.metrics import BatchObservations, Metrics
-from streams.worker.tables import TableKV, WorkerTables, partition_of
+from streams.worker.edge import observe
+from streams.worker.globalstate import GlobalState
+from streams.worker.metrics import BatchObservations
+from streams.worker.runtime import Runtime
+from streams.worker.tables import TableKV, partition_of
 
 log = logging.getLogger("kpi.worker")
 
@@ -87,16 +87,13 @@ class TicketSide:
     """Owns the tickets and alert-timers stores as the agent writes them, the read
     positions of the ticket inputs, and which orders each partition was reconciled with."""
 
-    def __init__(self, settings: Settings, app: faust.App, edge: Edge, metrics: Metrics,
-                 cat: OrderCatalogue, tables: WorkerTables, loaded: asyncio.Event, *,
-                 inputs: Any, input_names: list[str], notices: Any) -> None:
-        s = self.settings = settings
-        self.app = app
-        self.edge = edge
-        self.metrics = metrics
-        self.cat = cat
-        self.tables = tables
-        self.loaded = loaded
+    def __init__(self, rt: Runtime, state: GlobalState, *, inputs: Any,
+                 input_names: list[str], notices: Any) -> None:
+        s = self.settings = rt.settings
+        self.app, self.metrics, self.edge = rt.app, rt.metrics, rt.edge
+        self.cat = cat = state.cat
+        self.tables = tables = rt.tables
+        self.loaded = state.loaded
         self.inputs = inputs  # the source topics and this generation's notices
         self.input_names = frozenset(input_names)  # the source topics only
         self.notices = notices
@@ -129,9 +126,7 @@ class TicketSide:
         self.progress.forget()
 
     async def agent(self, stream: faust.StreamT) -> None:
-        await self.loaded.wait()
-        async for event in self.edge.events(stream, "tickets"):
-            await guarded(self.batch, records_of(event))
+        await self.edge.run_batches(stream, "tickets", self.loaded, self.batch)
 
     async def batch(self, records: list[Any]) -> None:
         seen = BatchObservations()
