@@ -2,7 +2,7 @@
 
 The models mirror what the views return (processors/figures.py `employee_object` and
 `department_totals`, processors/ticket.py `describe`, the health view, the error body);
-tests/unit/test_openapi.py checks the real builders against this document, and
+tests/unit/streams/test_openapi.py checks the real builders against this document, and
 schemathesis checks the running worker against it.
 """
 
