@@ -34,6 +34,13 @@ def set_or_remove(gauge: Any, labels: tuple[str, ...], value: float | None) -> N
         pass
 
 
+def snapshot_value(obj: dict[str, Any], emitted_at: datetime) -> bytes:
+    """A kpi.employee_snapshot record (schemas/outputs.py `EmployeeSnapshot`) of an
+    employee object."""
+    return orjson.dumps({"type": "kpi.employee_snapshot", "event_id": str(uuid.uuid4()),
+                         "emitted_at": emitted_at.isoformat(), **obj})
+
+
 class Snapshots:
     """Publishes the latest state of every (employee, period) changed since its last run."""
 
@@ -66,9 +73,8 @@ class Snapshots:
                     self._dirty.update(todo[i:])
                     return
             obj = self.reader.employee(emp, parse_period(period), gen)
-            snap = {"type": "kpi.employee_snapshot", "event_id": str(uuid.uuid4()),
-                    "emitted_at": self.clock().isoformat(), **obj}
-            await self.sender.send(self.topic_name, emp.encode(), orjson.dumps(snap))
+            await self.sender.send(self.topic_name, emp.encode(),
+                                   snapshot_value(obj, self.clock()))
             self.metrics.snapshots.inc()
 
 
