@@ -202,39 +202,10 @@ def replay(settings: Settings, report_dir: Path, *, timeout_s: float = 3600.0,
     target = end_offsets(settings, inputs)
     total = sum(target.values())
     internal = [s_new.internal_topic(n) for n in INTERNAL_TOPICS]
-    env = {**os.environ, "KPI_BROKERS": settings.brokers, "KPI_TOPIC_PREFIX": settings.topic_prefix,
-           "KPI_DATA_DIR": str(settings.data_dir), "KPI_GENERATION": str(new),
-           "KPI_FOLLOW_ACTIVE": "false", "KPI_ALERTS": "false", "KPI_SNAPSHOTS": "false",
-           "KPI_ORDERS_CUTOFF": cutoff.isoformat(), "KPI_WEB_HOST": "127.0.0.1",
-           "KPI_WEB_PORT": str(free_port()), "KPI_APP_ID": settings.app_id,
-           "KPI_PARTITIONS": str(settings.partitions)}
-    out = open(log_path, "ab") if log_path else subprocess.DEVNULL
-    proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env,
-                            stdout=out, stderr=subprocess.STDOUT)
-    group = group_id(settings, new)
+    proc = _start_worker(settings, new, cutoff, log_path)
     try:
-        done = 0
-        stable = 0
-        first_output: float | None = None
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if proc.poll() is not None:
-                raise ReplayError(f"the replay worker exited with {proc.returncode}")
-            if time.monotonic() > deadline:
-                raise ReplayError(f"not caught up after {timeout_s:.0f}s")
-            committed = committed_offsets(settings, group)
-            done = sum(min(committed.get(tp, 0), end) for tp, end in target.items())
-            if on_progress:
-                on_progress(done, total)
-            inputs_done = all(committed.get(tp, 0) >= end for tp, end in target.items() if end)
-            internal_end = end_offsets(settings, internal)
-            if first_output is None and any(internal_end.values()):
-                first_output = time.monotonic()  # its first batch wrote facts
-            drained = all(committed.get(tp, 0) >= end for tp, end in internal_end.items() if end)
-            stable = stable + 1 if inputs_done and drained else 0
-            if stable >= 2:  # drained twice in a row: no fact still in flight
-                break
-            time.sleep(0.25)
+        first_output = _wait_caught_up(settings, proc, group_id(settings, new), target,
+                                       internal, timeout_s, on_progress)
         caught_up = time.monotonic()
         seconds = caught_up - started
         g.state, g.caught_up_at, g.events = "caught_up", gens.now_iso(), total
@@ -257,6 +228,50 @@ def replay(settings: Settings, report_dir: Path, *, timeout_s: float = 3600.0,
     _publish_changed(settings, after, rows, new)
     processing = caught_up - first_output if first_output is not None else None
     return ReplayResult(old, new, total, seconds, rows, csv_path, json_path, processing)
+
+
+def _start_worker(settings: Settings, new: int, cutoff: datetime,
+                  log_path: Path | None) -> subprocess.Popen[bytes]:
+    """A worker of generation `new` that neither alerts nor snapshots (the live one
+    does), counting orders issued up to `cutoff` as issued from the start."""
+    env = {**os.environ, "KPI_BROKERS": settings.brokers, "KPI_TOPIC_PREFIX": settings.topic_prefix,
+           "KPI_DATA_DIR": str(settings.data_dir), "KPI_GENERATION": str(new),
+           "KPI_FOLLOW_ACTIVE": "false", "KPI_ALERTS": "false", "KPI_SNAPSHOTS": "false",
+           "KPI_ORDERS_CUTOFF": cutoff.isoformat(), "KPI_WEB_HOST": "127.0.0.1",
+           "KPI_WEB_PORT": str(free_port()), "KPI_APP_ID": settings.app_id,
+           "KPI_PARTITIONS": str(settings.partitions)}
+    out = open(log_path, "ab") if log_path else subprocess.DEVNULL
+    return subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env,
+                            stdout=out, stderr=subprocess.STDOUT)
+
+
+def _wait_caught_up(settings: Settings, proc: subprocess.Popen[bytes], group: str,
+                    target: dict[Any, int], internal: list[str], timeout_s: float,
+                    on_progress: Callable[[int, int], None] | None) -> float | None:
+    """Wait until the replay worker has committed every input record and drained its
+    internal topics; returns when its first output appeared (monotonic seconds)."""
+    total = sum(target.values())
+    stable = 0
+    first_output: float | None = None
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if proc.poll() is not None:
+            raise ReplayError(f"the replay worker exited with {proc.returncode}")
+        if time.monotonic() > deadline:
+            raise ReplayError(f"not caught up after {timeout_s:.0f}s")
+        committed = committed_offsets(settings, group)
+        done = sum(min(committed.get(tp, 0), end) for tp, end in target.items())
+        if on_progress:
+            on_progress(done, total)
+        inputs_done = all(committed.get(tp, 0) >= end for tp, end in target.items() if end)
+        internal_end = end_offsets(settings, internal)
+        if first_output is None and any(internal_end.values()):
+            first_output = time.monotonic()  # its first batch wrote facts
+        drained = all(committed.get(tp, 0) >= end for tp, end in internal_end.items() if end)
+        stable = stable + 1 if inputs_done and drained else 0
+        if stable >= 2:  # drained twice in a row: no fact still in flight
+            return first_output
+        time.sleep(0.25)
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
