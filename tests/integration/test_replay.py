@@ -19,13 +19,7 @@ from streams.devtools.broker import EmbeddedBroker
 from streams.ops import simulate
 from streams.ops.replay import replay
 from streams.worker.generations import read_registry
-from tests.integration.workers import (
-    WorkerProc,
-    produce,
-    settings_for,
-    unique_prefix,
-    wait_for,
-)
+from tests.integration.workers import WorkerProc, produce, settings_for, unique_prefix, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -11,17 +11,9 @@ import pytest
 from kafka import KafkaConsumer
 
 from schemas.outputs import alert_event_id
-from streams.admin import create_topics
 from streams.devtools.broker import EmbeddedBroker
 from tests import factory as f
-from tests.integration.workers import (
-    WorkerProc,
-    metric,
-    produce,
-    settings_for,
-    unique_prefix,
-    wait_for,
-)
+from tests.integration.workers import WorkerProc, fresh_prefix, metric, produce, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -32,8 +24,7 @@ FAST = {"P1": {"first_response_minutes": 0.2, "resolution_minutes": 0.4,
 
 def _topics_with_order(broker: EmbeddedBroker, targets: dict) -> str:
     """A fresh topic prefix whose norm order (in force since yesterday) has `targets`."""
-    prefix = unique_prefix()
-    create_topics(settings_for(broker, prefix))
+    prefix = fresh_prefix(broker)
     now = datetime.now(UTC)
     produce(broker, prefix, [f.order((now - timedelta(days=1)).isoformat(),
                                      effective_from=(now - timedelta(days=2)).date().isoformat(),

@@ -18,6 +18,7 @@ from typing import Any
 
 from kafka import KafkaProducer
 
+from streams.admin import create_topics
 from streams.devtools.broker import EmbeddedBroker, free_port
 from streams.settings import Settings
 
@@ -131,6 +132,13 @@ def unique_prefix() -> str:
 
 def settings_for(broker: EmbeddedBroker, prefix: str, **over: Any) -> Settings:
     return Settings(brokers=broker.bootstrap, topic_prefix=prefix, partitions=2, **over)
+
+
+def fresh_prefix(broker: EmbeddedBroker) -> str:
+    """A topic prefix of this test's own, its topics created."""
+    prefix = unique_prefix()
+    create_topics(settings_for(broker, prefix))
+    return prefix
 
 
 def produce(broker: EmbeddedBroker, prefix: str, events: Iterable[dict[str, Any]]) -> int:
