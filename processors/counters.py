@@ -18,19 +18,26 @@ class Counters(NamedTuple):
     thousands of times a second in a fold, and a tuple is made in C.
     """
 
+    # Tickets: minutes priced by the norm order, decisions it has no price for, and the
+    # outcomes that rates are computed from.
     kpi_minutes: Decimal = _ZERO
     unpriced_decisions: int = 0
     resolved: int = 0
     fcr: int = 0
+    # SLA outcomes of the tickets resolved.
     met: int = 0
     breached: int = 0
+    # What happened to tickets after their first resolution or line.
     reopened: int = 0
     escalated: int = 0
     escalations_returned: int = 0
+    # Calls answered and their talk, hold and wrap-up time.
     calls_answered: int = 0
     handle_seconds: Decimal = _ZERO
+    # Customer ratings (CSAT 1-5): their sum and count.
     csat_sum: int = 0
     csat_count: int = 0
+    # Quality evaluations: how many scores of 1, 2, 3 and 4.
     q1: int = 0
     q2: int = 0
     q3: int = 0
