@@ -173,3 +173,10 @@ def metric(text: str, name: str, **labels: str) -> float | None:
             if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
                 return float(sample.value)
     return None
+
+
+def events_counted(worker: WorkerProc) -> float:
+    """Accepted events the worker has counted (kpi_events_total over every label)."""
+    text = worker.get("/metrics").body
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("kpi_events_total{"))
