@@ -27,7 +27,7 @@ unit: $(STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider tests/unit
 
 integration: $(STAMP)
-	$(BIN)/pytest -q -p no:cacheprovider tests/integration
+	$(BIN)/pytest -q -p no:cacheprovider tests/integration tests/devtools
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -112,18 +112,6 @@ class NormOrder:
             return Decimal(0)
         return self.daily_plan_minutes
 
-    def bonus_step(self, points: Decimal) -> Decimal | None:
-        """The scale value of the greatest key (compared as numbers) not above `points`."""
-        best: tuple[Decimal, Decimal] | None = None
-        for k, v in self.bonus_scale.items():
-            try:
-                kn = Decimal(k)
-            except ArithmeticError:
-                continue
-            if kn <= points and (best is None or kn > best[0]):
-                best = (kn, v)
-        return best[1] if best else None
-
 
 _START_OF_TIME = datetime(1, 1, 2, tzinfo=UTC)
 

@@ -6,6 +6,8 @@ from decimal import Decimal
 from operator import add, sub
 from typing import Any, NamedTuple
 
+from schemas.events import CallCompleted, CsatRated, Event, QualityEvaluated
+
 _ZERO = Decimal(0)
 
 
@@ -16,19 +18,26 @@ class Counters(NamedTuple):
     thousands of times a second in a fold, and a tuple is made in C.
     """
 
+    # Tickets: minutes priced by the norm order, decisions it has no price for, and the
+    # outcomes that rates are computed from.
     kpi_minutes: Decimal = _ZERO
     unpriced_decisions: int = 0
     resolved: int = 0
     fcr: int = 0
+    # SLA outcomes of the tickets resolved.
     met: int = 0
     breached: int = 0
+    # What happened to tickets after their first resolution or line.
     reopened: int = 0
     escalated: int = 0
     escalations_returned: int = 0
+    # Calls answered and their talk, hold and wrap-up time.
     calls_answered: int = 0
     handle_seconds: Decimal = _ZERO
+    # Customer ratings (CSAT 1-5): their sum and count.
     csat_sum: int = 0
     csat_count: int = 0
+    # Quality evaluations: how many scores of 1, 2, 3 and 4.
     q1: int = 0
     q2: int = 0
     q3: int = 0
@@ -64,3 +73,21 @@ class Counters(NamedTuple):
 # Decimal fields are the ones whose default is a Decimal zero.
 _DECIMAL_IDX = frozenset(i for i, name in enumerate(Counters._fields)
                          if isinstance(Counters._field_defaults[name], Decimal))
+
+
+def event_counters(ev: Event) -> Counters:
+    """What one call, rating or evaluation adds to its employee's day: a call counts
+    once answered, with its talk, hold and wrap-up as handle time."""
+    if isinstance(ev, CallCompleted):
+        if ev.answered_at is None:
+            return Counters()
+        return Counters(calls_answered=1,
+                        handle_seconds=ev.talk_seconds + ev.hold_seconds + ev.wrap_up_seconds)
+    if isinstance(ev, CsatRated):
+        return Counters(csat_sum=ev.score, csat_count=1)
+    if isinstance(ev, QualityEvaluated):
+        q = [0, 0, 0, 0]
+        for s in ev.scores:
+            q[s - 1] += 1
+        return Counters(q1=q[0], q2=q[1], q3=q[2], q4=q[3])
+    return Counters()

@@ -45,10 +45,12 @@ TYPE_RANK: dict[str, int] = {
 TICKET_TYPES = frozenset(TYPE_RANK)
 # Duplicates are judged per topic (docs/semantics.md, "Duplicates"), so entries know their topic.
 TOPIC_OF_TYPE: dict[str, str] = {t: topic_for_type(t).name for t in TYPE_RANK}
+# The SLA alert thresholds: the fraction of a target's time elapsed at each.
 THRESHOLDS: tuple[tuple[str, Decimal], ...] = (
     ("warning", Decimal("0.75")),
     ("breached", Decimal(1)),
 )
+THRESHOLD_FRACTION: dict[str, Decimal] = dict(THRESHOLDS)
 # Payload fields the fold needs, per type; the rest of an event is not kept in state.
 _KEEP: dict[str, tuple[str, ...]] = {
     "ticket.opened": (

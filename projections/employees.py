@@ -24,11 +24,11 @@ from typing import Any
 import orjson
 
 from processors.calendar import OrderCatalogue
-from processors.counters import Counters
+from processors.counters import Counters, event_counters
 from processors.figures import department_totals, employee_object, pct, round2
 from projections.roster import Roster
 from projections.store import prefix_scan, scoped
-from schemas.events import CallCompleted, CsatRated, Event, QualityEvaluated
+from schemas.events import Event
 
 _PERIOD = re.compile(r"^(\d{4})-(\d{2})(?:-(\d{2}))?$")
 
@@ -77,8 +77,7 @@ def parse_period(text: str) -> Period:
 
 @dataclass(slots=True)
 class DayState:
-    """A day's value: `[total counters, sorted ids of the tickets it counts as handled]`
-    (the same shape as the `|sum` key of days written before 2026-12-01)."""
+    """A day's value: `[total counters, sorted ids of the tickets it counts as handled]`."""
 
     total: Counters = field(default_factory=Counters)
     handled: set[str] = field(default_factory=set)
@@ -124,30 +123,6 @@ class DaySources:
 
 
 @dataclass(slots=True)
-class LegacyDay:
-    """A day value written before 2026-12-01: the total with every source's contribution
-    inline, `{"tot": [...], "tk": {...}, "ev": {...}}`, next to its summary under
-    `day_key + "|sum"`. Such a day grew with every call (its whole value was rewritten on
-    each); the projector splits it into a day value and its sources the first time it
-    writes the day again, and the read side still reads it."""
-
-    total: Counters
-    tickets: dict[str, list[Any]]
-    events: dict[str, Any]
-
-    @classmethod
-    def from_bytes(cls, raw: bytes) -> LegacyDay:
-        d = orjson.loads(raw)
-        return cls(Counters.from_list(d["tot"]), d["tk"], d["ev"])
-
-    def handled(self) -> set[str]:
-        return {t for t, (_, c, h) in self.tickets.items() if _counts_handled(c, h)}
-
-    def summary(self) -> bytes:
-        return DayState(self.total, self.handled()).to_bytes()
-
-
-@dataclass(slots=True)
 class _Loaded:
     """A day being changed by the current batch."""
 
@@ -161,24 +136,13 @@ def _counts_handled(counters: list[Any] | None, handled: bool) -> bool:
     return bool(handled) and counters is not None
 
 
-def _is_legacy(raw: bytes) -> bool:
-    return raw[:1] == b"{"
-
-
-def _legacy_summary(raw: bytes, summary: bytes | None) -> bytes:
-    """A legacy day's figures as `DayState` bytes: its summary key, or decoded if none."""
-    return summary if summary is not None else LegacyDay.from_bytes(raw).summary()
-
-
 def day_key(employee_id: str, d: date | str) -> str:
     return f"{employee_id}|{d if isinstance(d, str) else d.isoformat()}"
 
 
-SUMMARY_SUFFIX = "|sum"  # only in stores written before 2026-12-01 (see `LegacyDay`)
-# An employee's "known" marker is `employee_id + "|"`: no day key ("emp|YYYY-MM-DD") or
-# summary key ("...|sum") ends with "|", so no employee id, however many "|" and dates it
-# holds, can make one employee's marker another's day. Stores written before 2026-11-30
-# hold markers under the bare id; `known` still reads those.
+# An employee's "known" marker is `employee_id + "|"`: no day key ("emp|YYYY-MM-DD") ends
+# with "|", so no employee id, however many "|" and dates it holds, can make one
+# employee's marker another's day.
 MARKER_SUFFIX = "|"
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 # Kinds of entry: a call, rating or evaluation applied (by event_id), a ticket's
@@ -211,26 +175,10 @@ def is_entry_key(key: str) -> bool:
 
 def split_day_key(key: str) -> tuple[str, str] | None:
     """(employee_id, day) of a day key; None for other keys (markers, summaries, entries)."""
-    if key.endswith(SUMMARY_SUFFIX) or "|" not in key:
+    if "|" not in key:
         return None
     emp, day = key.rsplit("|", 1)  # employee ids may contain "|"
     return (emp, day) if _DAY.match(day) else None
-
-
-def _event_counters(ev: Event) -> Counters:
-    if isinstance(ev, CallCompleted):
-        if ev.answered_at is None:
-            return Counters()
-        return Counters(calls_answered=1,
-                        handle_seconds=ev.talk_seconds + ev.hold_seconds + ev.wrap_up_seconds)
-    if isinstance(ev, CsatRated):
-        return Counters(csat_sum=ev.score, csat_count=1)
-    if isinstance(ev, QualityEvaluated):
-        q = [0, 0, 0, 0]
-        for s in ev.scores:
-            q[s - 1] += 1
-        return Counters(q1=q[0], q2=q[1], q3=q[2], q4=q[3])
-    return Counters()
 
 
 class EmployeeProjector:
@@ -262,20 +210,12 @@ class EmployeeProjector:
             return key, loaded
         skey = sources_key(employee_id, day)
         raw = self.kv.get(key)
-        if raw is not None and _is_legacy(raw):
-            old = LegacyDay.from_bytes(raw)
-            loaded = _Loaded(DayState(old.total, old.handled()),
-                             DaySources(old.tickets, old.events), skey)
-            self.kv.delete(key + SUMMARY_SUFFIX)
-            self._dirty.add(key)
-            self._dirty_sources.add(key)
-        else:
-            # Read apart from the day value: a source may change nothing a day shows (an
-            # unanswered call), and then only the sources are written.
-            found = self.kv.get(skey)
-            loaded = _Loaded(DayState() if raw is None else DayState.from_bytes(raw),
-                             DaySources() if found is None else DaySources.from_bytes(found),
-                             skey)
+        # Read apart from the day value: a source may change nothing a day shows (an
+        # unanswered call), and then only the sources are written.
+        found = self.kv.get(skey)
+        loaded = _Loaded(DayState() if raw is None else DayState.from_bytes(raw),
+                         DaySources() if found is None else DaySources.from_bytes(found),
+                         skey)
         self._days[key] = loaded
         return key, loaded
 
@@ -367,7 +307,7 @@ class EmployeeProjector:
         else:
             src.events[eid] = 0
             self._dirty_sources.add(key)
-        c = _event_counters(ev)
+        c = event_counters(ev)
         if not c.is_zero():
             loaded.state.total = loaded.state.total + c
             self._dirty.add(key)
@@ -379,8 +319,7 @@ class EmployeeProjector:
         """Named by an accepted event (a fact, a call, a rating, a roster entry)."""
         kv = scoped(self.kv, employee_id)
         return (self.roster.registered(employee_id)
-                or kv.get(employee_id + MARKER_SUFFIX) is not None
-                or kv.get(employee_id) is not None)
+                or kv.get(employee_id + MARKER_SUFFIX) is not None)
 
     def totals(self, employee_id: str, period: Period) -> tuple[Counters, int]:
         """Summed counters and distinct handled tickets over the period's days."""
@@ -399,7 +338,7 @@ class EmployeeProjector:
         a source's entries sort elsewhere, "emp|#..."): read in one pass where the store
         can (RocksDB: one seek), instead of a point read for each of the month's days, most
         of which are empty (snapshots and gauges compute a month object for every changed
-        employee). Days written before 2026-12-01 are read through their summary key.
+        employee).
         """
         kv = scoped(self.kv, employee_id)
         prefix = f"{employee_id}|{period.first.isoformat()[:8]}"  # "emp|2026-11-"
@@ -408,25 +347,15 @@ class EmployeeProjector:
             for d in period.days():
                 key = day_key(employee_id, d)
                 raw = kv.get(key)
-                if raw is not None and _is_legacy(raw):
-                    raw = _legacy_summary(raw, kv.get(key + SUMMARY_SUFFIX))
                 if raw is not None:
                     yield raw
             return
-        days: dict[str, list[bytes | None]] = {}
         for key, value in found:
-            rest = key[len(prefix):]  # "01" or "01|sum", else another key sharing the prefix
-            if rest.endswith(SUMMARY_SUFFIX):
-                rest, slot = rest[:-len(SUMMARY_SUFFIX)], 1
-            else:
-                slot = 0
+            rest = key[len(prefix):]  # "01", else another key sharing the prefix
             # the period may end before the month does (a month to date)
             if (len(rest) == 2 and rest.isascii() and rest.isdigit()
                     and int(rest) <= period.last.day):
-                days.setdefault(rest, [None, None])[slot] = value
-        for raw, summary in days.values():
-            if raw is not None:
-                yield _legacy_summary(raw, summary) if _is_legacy(raw) else raw
+                yield value
 
     def plan(self, employee_id: str, period: Period) -> Decimal:
         absent = self.roster.absences(employee_id)

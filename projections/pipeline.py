@@ -24,7 +24,6 @@ from schemas.events import Event, NormOrderIssued
 from schemas.topics import topic_for_type
 
 TICKET_TOPICS = frozenset({"tickets", "escalations", "reopens"})
-EMPLOYEE_TOPICS = frozenset({"calls", "evaluations", "roster"})
 
 
 @dataclass

@@ -19,7 +19,14 @@ from typing import Any
 import orjson
 
 from processors.calendar import NormOrder, OrderCatalogue
-from processors.ticket import TOPIC_OF_TYPE, Entry, Folder, TicketView, fold
+from processors.ticket import (
+    THRESHOLD_FRACTION,
+    TOPIC_OF_TYPE,
+    Entry,
+    Folder,
+    TicketView,
+    fold,
+)
 from projections.store import lru_put, scoped
 from schemas.events import Event
 from schemas.outputs import alert_event_id
@@ -346,7 +353,7 @@ class TicketProjector:
                 continue
             clock = v.fr if t.target == "first_response" else v.res
             assert clock.target_seconds is not None
-            frac = Decimal("0.75") if t.kind == "warning" else Decimal(1)
+            frac = THRESHOLD_FRACTION[t.kind]
             out.append(alert_event(
                 ticket_id=ticket_id, target=t.target, kind=t.kind, moment=t.moment,
                 priority=v.priority, employee_id=v.owner, department_id=v.department_id,
@@ -419,20 +426,11 @@ def fact_bundle(facts: Iterable[tuple[str, bytes]]) -> bytes:
                             for emp, fact in facts) + b"]"
 
 
-def read_facts(key: bytes | None, value: bytes) -> list[tuple[str, dict[str, Any]]]:
-    """The (employee_id, fact) pairs of an employee-facts record: a bundle, or a single
-    fact keyed by its employee (as written before bundles, and still understood)."""
-    if value[:1] == b"[":
-        return [(emp, fact) for emp, fact in orjson.loads(value)]
-    if key is None:
-        raise ValueError("a single employee fact needs its employee id as the key")
-    return [(key.decode(), orjson.loads(value))]
+def read_facts(value: bytes) -> list[tuple[str, dict[str, Any]]]:
+    """The (employee_id, fact) pairs of an employee-facts record (a bundle)."""
+    return [(emp, fact) for emp, fact in orjson.loads(value)]
 
 
 def _fact(ticket_id: str, version: int, items: list[list[Any]]) -> bytes:
     # {"t": ticket, "v": version, "i": [[date, counters list | None, handled], ...]}
     return orjson.dumps({"t": ticket_id, "v": version, "i": items})
-
-
-def decimal_str(x: Decimal) -> str:
-    return format(x, "f")

@@ -18,7 +18,6 @@ Line = Annotated[int, Field(ge=1, le=3)]
 TicketStatus = Literal["open", "in_progress", "waiting_customer"]
 Id = Annotated[str, Field(min_length=1, max_length=200)]
 NonNegDecimal = Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]
-NonNegInt = Annotated[int, Field(ge=0)]
 
 
 class Event(BaseModel):
@@ -189,25 +188,6 @@ class EmployeeAbsent(Event):
     employee_id: Id
     date: date
 
-
-AnyEvent = (
-    TicketOpened
-    | TicketDecisionsAdded
-    | TicketFirstResponse
-    | TicketStatusChanged
-    | TicketResolved
-    | TicketClosed
-    | TicketMerged
-    | CallCompleted
-    | TicketEscalated
-    | TicketEscalationReturned
-    | TicketReopened
-    | NormOrderIssued
-    | QualityEvaluated
-    | CsatRated
-    | EmployeeRegistered
-    | EmployeeAbsent
-)
 
 EVENT_MODELS: dict[str, type[Event]] = {
     m.model_fields["type"].annotation.__args__[0]: m  # type: ignore[union-attr]

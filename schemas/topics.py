@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 
 @dataclass(frozen=True)
@@ -41,13 +41,6 @@ _BY_TYPE: dict[str, TopicSpec] = {ty: t for t in INPUT_TOPICS for ty in t.types}
 def topic_for_type(event_type: str) -> TopicSpec:
     """The input topic that carries an event type (KeyError for unknown types)."""
     return _BY_TYPE[event_type]
-
-
-def key_of(event: Any) -> str:
-    """The value of the key field of a validated event."""
-    spec = topic_for_type(event.type)
-    assert spec.key_field is not None
-    return str(getattr(event, spec.key_field))
 
 
 def prefixed(name: str, prefix: str) -> str:

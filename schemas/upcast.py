@@ -50,7 +50,3 @@ class Upcasters:
 
 #: The registry the decoder uses. Contract v1: every type is at version 1 today.
 DEFAULT = Upcasters()
-
-
-def register_upcaster(event_type: str, from_version: int) -> Callable[[UpcastFn], UpcastFn]:
-    return DEFAULT.register(event_type, from_version)

@@ -1,26 +1,19 @@
-"""The OpenAPI document of the HTTP API, built from pydantic models of its responses.
+"""The OpenAPI document of the HTTP API, generated from the pydantic models of its
+responses (schemas/outputs.py): the paths, parameters and status codes are declared here,
+every response body there.
 
-The models mirror what the views return (processors/figures.py `employee_object` and
-`department_totals`, processors/ticket.py `describe`, the health view, the error body);
-tests/unit/test_openapi.py checks the real builders against this document, and
+tests/unit/streams/test_openapi.py checks the real builders against this document, and
 schemathesis checks the running worker against it.
 """
 
 from __future__ import annotations
 
 from functools import cache
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.json_schema import JsonDict, SkipJsonSchema, models_json_schema
+from pydantic.json_schema import models_json_schema
 
-Num = float  # JSON Schema "number" takes integers too
-
-
-def _absent_not_null(schema: JsonDict) -> None:
-    """For keys that may be missing but are never null: drop the `default: null` that
-    pydantic writes, which would contradict the (non-null) type."""
-    schema.pop("default", None)
+from schemas.outputs import API_RESPONSES
 
 # Path ids: letters, digits and . _ : @ -, at most 128, not starting with a dot, so that
 # "." and ".." (which clients and servers normalise away as path segments) are never ids.
@@ -29,157 +22,6 @@ ID_PATTERN = r"^[A-Za-z0-9_:@-][A-Za-z0-9._:@-]{0,127}$"
 _YEAR = r"([1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])"
 MONTH_PATTERN = rf"^{_YEAR}-(0[1-9]|1[0-2])$"
 DATE_PATTERN = rf"^{_YEAR}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Sla(_Strict):
-    met: int
-    breached: int
-    compliance_pct: Num | None
-    goal_met: bool | None
-
-
-class Calls(_Strict):
-    answered: int
-    aht_seconds: Num | None
-    calls_per_hour: Num | None
-    productivity_pct: Num | None
-
-
-class Bonus(_Strict):
-    """The bonus step by step; `reason` names the first failing step and is absent when
-    eligible."""
-
-    eligible: bool
-    quality_score: Num | None
-    productivity_pct: Num | None
-    deduction: Num | None
-    points: Num | None
-    bonus_pct: Num | None
-    # SkipJsonSchema[None]: the key may be missing but is never null.
-    reason: (
-        Literal["no_productivity", "productivity_below_90", "no_quality", "points_below_85",
-                "no_scale_step"] | SkipJsonSchema[None]
-    ) = Field(default=None, json_schema_extra=_absent_not_null)
-
-
-class _Figures(_Strict):
-    """The figures shared by an employee object and a department's totals."""
-
-    kpi_minutes: Num
-    plan_minutes: Num
-    attainment_pct: Num | None
-    tickets_handled: int
-    unpriced_decisions: int
-    sla: Sla
-    resolved: int
-    fcr_pct: Num | None
-    reopened: int
-    reopen_rate_pct: Num | None
-    escalated: int
-    escalation_rate_pct: Num | None
-    escalations_returned: int
-    bounce_back_pct: Num | None
-    calls: Calls
-    csat_avg: Num | None
-
-
-class EmployeeFigures(_Figures):
-    """An employee's figures for a day or a month. `quality_score` (possibly null) and
-    `bonus` are present for months and absent for days.
-
-    `kpi_minutes`, `plan_minutes` and `attainment_pct` of a month are the whole calendar
-    month's (its plan counts every working day, future ones included). Beside them, a
-    month object from this API carries its figures to date: the same three over the
-    month's days up to and including today (the local date in the order's zone; today's
-    plan counts whole). A past month's to-date values equal its whole-month ones; a
-    future month has `plan_minutes_to_date` 0, `attainment_to_date_pct` and
-    `to_date_through` null. Days and `kpi-employee` snapshots do not carry them."""
-
-    employee_id: str
-    department_id: str | None
-    period: str
-    generation: int
-    quality_score: Num | None = None
-    bonus: Bonus | SkipJsonSchema[None] = Field(default=None, json_schema_extra=_absent_not_null)
-    to_date_through: str | None = Field(
-        default=None, json_schema_extra=_absent_not_null,
-        description="the last day counted to date (YYYY-MM-DD); null for a future month")
-    kpi_minutes_to_date: Num | SkipJsonSchema[None] = Field(
-        default=None, json_schema_extra=_absent_not_null,
-        description="KPI minutes of the month's days up to and including today")
-    plan_minutes_to_date: Num | SkipJsonSchema[None] = Field(
-        default=None, json_schema_extra=_absent_not_null,
-        description="the plan of the month's days up to and including today")
-    attainment_to_date_pct: Num | None = Field(
-        default=None, json_schema_extra=_absent_not_null,
-        description="100 * kpi_minutes_to_date / plan_minutes_to_date; null when that "
-                    "plan is 0")
-
-
-class DepartmentTotals(_Figures):
-    """Summed counts and minutes; percentages from summed numerators and denominators."""
-
-
-class DepartmentFigures(_Strict):
-    department_id: str
-    period: str
-    generation: int
-    employees: list[EmployeeFigures]
-    totals: DepartmentTotals
-
-
-class TargetClock(_Strict):
-    target_minutes: Num | None
-    elapsed_minutes: Num
-    remaining_minutes: Num | None
-    state: Literal["running", "paused", "met", "breached"]
-    due_at: str | None
-
-
-class TicketSla(_Strict):
-    first_response: TargetClock
-    resolution: TargetClock
-
-
-class LastResolution(_Strict):
-    employee_id: str
-    at: str
-    outcome: Literal["met", "breached"] | None
-
-
-class TicketProjection(_Strict):
-    ticket_id: str
-    status: str
-    owner: str | None
-    department_id: str | None
-    line: int | None
-    priority: str | None
-    origin: str
-    opened_at: str | None
-    clock_start: str | None
-    merged_into: str | None
-    order_id: str | None
-    business_hours: bool
-    sla: TicketSla
-    last_resolution: LastResolution | None
-
-
-class Health(_Strict):
-    status: Literal["ok", "unavailable"]
-    reason: str
-    generation: int
-    orders: int
-
-
-class Error(_Strict):
-    """Every error: a short machine-readable code and a sentence for people."""
-
-    error: str
-    detail: str
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -251,11 +93,9 @@ def _get(summary: str, responses: dict[str, Any], *,
 def openapi_document() -> dict[str, Any]:
     """OpenAPI 3.1 for every public endpoint (the internal one is not part of the API)."""
     _, defs = models_json_schema(
-        [(m, "serialization") for m in (EmployeeFigures, DepartmentFigures, TicketProjection,
-                                         Health, Error, *LIST_MODELS)],
+        [(m, "serialization") for m in API_RESPONSES],
         ref_template="#/components/schemas/{model}",
     )
-    text = {"schema": {"type": "string"}}
     return add_payroll_csv({
         "openapi": "3.1.0",
         "info": {"title": "kpi-engine", "version": "1",
@@ -270,109 +110,56 @@ def openapi_document() -> dict[str, Any]:
                                "(all), metrics (/metrics only)"}},
         },
         "security": [{"bearer": []}],
-        "paths": {
-            "/kpi/employees/{employee_id}": _get(
-                "An employee's figures for a day (date) or a month (default: now)",
-                {"200": _json("EmployeeFigures", "the employee object"),
-                 "404": _json("Error", "no accepted event names this employee"),
-                 **_UNAVAILABLE},
-                parameters=[_id_param("employee_id"), *_PERIOD_PARAMS]),
-            "/kpi/departments/{department_id}": _get(
-                "Every registered employee of a department, and totals",
-                {"200": _json("DepartmentFigures", "the manager's view"),
-                 "404": _json("Error", "no registration names this department"),
-                 **_UNAVAILABLE},
-                parameters=[_id_param("department_id"), *_PERIOD_PARAMS]),
-            "/tickets/{ticket_id}": _get(
-                "A ticket's projection with its SLA clocks (operations, or a manager of the "
-                "ticket's department)",
-                {"200": _json("TicketProjection", "the ticket"),
-                 "404": _json("Error", "no event names this ticket"),
-                 **_UNAVAILABLE},
-                parameters=[_id_param("ticket_id")]),
-            "/health": _get(
-                "200 once the worker serves its partitions, 503 otherwise",
-                {"200": _json("Health", "serving"),
-                 "503": _json("Health", "not serving, with the reason")},
-                public=True),
-            "/metrics": _get(
-                "Prometheus exposition (a metrics or operations token); OpenMetrics when the "
-                "Accept header asks for it",
-                {"200": {"description": "metrics",
-                         "content": {"text/plain": text,
-                                     "application/openmetrics-text": text}}},
-                parameters=[{"name": "name[]", "in": "query", "required": False,
-                             "description": "only these series (sample names, e.g. "
-                                            "kpi_events_total); repeat for several",
-                             "schema": {"type": "array",
-                                        "items": {"type": "string",
-                                                  "pattern": METRIC_NAME_PATTERN}},
-                             "style": "form", "explode": True}]),
-            "/openapi.json": _get(
-                "This document",
-                {"200": {"description": "OpenAPI document",
-                         "content": {"application/json": {"schema": {"type": "object"}}}}},
-                public=True),
-            **_list_paths(),
-        },
+        "paths": {**_paths(), **_list_paths()},
     })
 
 
-# -- lists and the payroll file -----------------------------------------------------------
-
-class _Page(_Strict):
-    total: int
-    offset: int
-    limit: int
-    next: str | None = Field(description="the next page's path and query; null on the last")
-
-
-class DepartmentItem(_Strict):
-    department_id: str
-    employees: int
-    href: str
-
-
-class DepartmentList(_Page):
-    items: list[DepartmentItem]
-
-
-class EmployeeItem(_Strict):
-    employee_id: str
-    href: str
-
-
-class EmployeeList(_Page):
-    items: list[EmployeeItem]
-
-
-class TicketRow(_Strict):
-    """A ticket in a list: open ones first, the most urgent first."""
-
-    ticket_id: str
-    status: str
-    open: bool
-    owner: str | None
-    department_id: str | None
-    priority: str | None
-    opened_at: str | None
-    sla_state: Literal["breached", "warning", "ok", "none"] = Field(
-        description="breached: a target passed; warning: a clock still counting is at 75 % "
-                    "of its target or more; none: no SLA target")
-    at_risk: bool = Field(description="open, and warning or breached")
-    minutes_left: Num | None = Field(
-        description="the counting clock nearest its target: negative when overdue")
-    nearest_target: Literal["first_response", "resolution"] | None
-    due_at: str | None
-
-
-class TicketList(_Page):
-    items: list[TicketRow]
-    department_id: str | SkipJsonSchema[None] = Field(None, json_schema_extra=_absent_not_null)
-    employee_id: str | SkipJsonSchema[None] = Field(None, json_schema_extra=_absent_not_null)
-
-
-LIST_MODELS = (DepartmentList, EmployeeList, TicketList)
+def _paths() -> dict[str, Any]:
+    text = {"schema": {"type": "string"}}
+    return {
+        "/kpi/employees/{employee_id}": _get(
+            "An employee's figures for a day (date) or a month (default: now)",
+            {"200": _json("EmployeeFigures", "the employee object"),
+             "404": _json("Error", "no accepted event names this employee"),
+             **_UNAVAILABLE},
+            parameters=[_id_param("employee_id"), *_PERIOD_PARAMS]),
+        "/kpi/departments/{department_id}": _get(
+            "Every registered employee of a department, and totals",
+            {"200": _json("DepartmentFigures", "the manager's view"),
+             "404": _json("Error", "no registration names this department"),
+             **_UNAVAILABLE},
+            parameters=[_id_param("department_id"), *_PERIOD_PARAMS]),
+        "/tickets/{ticket_id}": _get(
+            "A ticket's projection with its SLA clocks (operations, or a manager of the "
+            "ticket's department)",
+            {"200": _json("TicketProjection", "the ticket"),
+             "404": _json("Error", "no event names this ticket"),
+             **_UNAVAILABLE},
+            parameters=[_id_param("ticket_id")]),
+        "/health": _get(
+            "200 once the worker serves its partitions, 503 otherwise",
+            {"200": _json("Health", "serving"),
+             "503": _json("Health", "not serving, with the reason")},
+            public=True),
+        "/metrics": _get(
+            "Prometheus exposition (a metrics or operations token); OpenMetrics when the "
+            "Accept header asks for it",
+            {"200": {"description": "metrics",
+                     "content": {"text/plain": text,
+                                 "application/openmetrics-text": text}}},
+            parameters=[{"name": "name[]", "in": "query", "required": False,
+                         "description": "only these series (sample names, e.g. "
+                                        "kpi_events_total); repeat for several",
+                         "schema": {"type": "array",
+                                    "items": {"type": "string",
+                                              "pattern": METRIC_NAME_PATTERN}},
+                         "style": "form", "explode": True}]),
+        "/openapi.json": _get(
+            "This document",
+            {"200": {"description": "OpenAPI document",
+                     "content": {"application/json": {"schema": {"type": "object"}}}}},
+            public=True),
+    }
 
 
 # ASCII digits; limit 1-500 without leading zeros, offset below a billion.

@@ -119,111 +119,138 @@ def _install_middleware(worker: ReadSide) -> None:
     web_app.middlewares.append(json_errors)
 
 
+class ApiView(View):
+    """Method, body, parameter and token checks shared by every endpoint; `worker` and
+    `tokens` are bound by `register_web` on a subclass per worker."""
+
+    worker: ClassVar[ReadSide]
+    tokens: ClassVar[TokenStore | None] = None
+    params: ClassVar[frozenset[str]] = frozenset()
+    repeatable: ClassVar[frozenset[str]] = frozenset()  # params that may come many times
+    public: ClassVar[bool] = False
+    scrape: ClassVar[bool] = False
+
+    async def dispatch(self, request: Any) -> Any:
+        try:
+            if request.method not in ("GET", "HEAD"):
+                # The router only routes GET and HEAD here; this guards any other way in.
+                raise ApiError(405, "method_not_allowed", "read-only endpoint: use GET",
+                               {"Allow": ALLOW})
+            if request.can_read_body or (request.content_length or 0) > 0:
+                raise ApiError(400, "body_not_allowed", "requests here take no body")
+            unknown = sorted(set(request.query) - self.params)
+            if unknown:
+                raise ApiError(400, "unknown_parameter",
+                               f"unknown query parameter(s): {', '.join(unknown)}")
+            for name in set(request.query) - self.repeatable:
+                if len(request.query.getall(name)) > 1:
+                    raise ApiError(400, "repeated_parameter", f"{name} given twice")
+            for key, value in (request.match_info or {}).items():
+                if not ID_RE.fullmatch(value):
+                    raise ApiError(400, "invalid_id",
+                                   f"{key} must be 1-128 characters of A-Z a-z 0-9 . _ : "
+                                   "@ -, not starting with a dot")
+            request["principal"] = self._authenticate(request)
+            return await super().dispatch(request)
+        except ApiError as exc:
+            return self._error(exc.status, exc.code, exc.detail, exc.headers)
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            # Reaching the worker that owns the key failed (it stopped, or moved): an
+            # expected moment of a rebalance, one line without a traceback.
+            log.warning("owner of %r unreachable: %s", request.path,
+                        exc.__class__.__name__)
+            return self._error(503, "owner_unavailable",
+                               "the worker owning this key cannot be reached; retry")
+        except Exception:  # never leak internals: log them, answer a plain 500
+            log.exception("error serving %r", request.path)
+            return self._error(500, "internal", "internal error")
+
+    async def on_request_error(self, request: Request, exc: WebError) -> Response:
+        """Faust's own errors (ServiceUnavailable while the table's owner is unknown,
+        during a rebalance) in our error format rather than Faust's."""
+        code = re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
+        return self._error(int(exc.code), code, str(exc.detail))
+
+    def _error(self, status: int, code: str, detail: str,
+               headers: Mapping[str, str] | None = None) -> Response:
+        return self.json({"error": code, "detail": detail}, status=status,
+                         headers=dict(headers or {}))
+
+    def _authenticate(self, request: Any) -> Principal | None:
+        if self.tokens is None or self.public:
+            return None
+        given = bearer(request.headers.get("Authorization"))
+        principal = self.tokens.authenticate(given)
+        if principal is None:
+            challenge = 'Bearer realm="kpi"'
+            if given:
+                challenge += ', error="invalid_token"'
+            raise ApiError(401, "unauthorized", "a valid bearer token is required",
+                           {"WWW-Authenticate": challenge})
+        if self.scrape and not principal.may_scrape():
+            raise ApiError(403, "forbidden", "this token may not read metrics")
+        return principal
+
+    def period(self, request: Request) -> Period:
+        """date=YYYY-MM-DD or month=YYYY-MM (ASCII digits, a real day), or this month;
+        with today's local date, so that month objects carry their figures to date."""
+        found = self._period(request)
+        return dataclasses.replace(found, today=date.fromisoformat(self.worker.today()))
+
+    def _period(self, request: Request) -> Period:
+        q = request.query
+        try:
+            if "date" in q and "month" in q:
+                raise BadPeriod("give either date or month, not both")
+            if "date" in q:
+                if not DATE_SHAPE.fullmatch(q["date"]):
+                    raise BadPeriod(f"date must be YYYY-MM-DD, got {q['date']!r}")
+                return parse_period(q["date"])
+            if "month" in q:
+                if not MONTH_SHAPE.fullmatch(q["month"]):
+                    raise BadPeriod(f"month must be YYYY-MM, got {q['month']!r}")
+                return parse_period(q["month"])
+            return parse_period(self.worker.today()[:7])
+        except BadPeriod as exc:
+            raise ApiError(400, "bad_period", str(exc)) from None
+
+
+def require(request: Request, allowed: Callable[[Principal], bool]) -> None:
+    principal: Principal | None = request["principal"]  # type: ignore[index]
+    if principal is not None and not allowed(principal):
+        raise ApiError(403, "forbidden", "outside the scope of this token")
+
+
+Page = Callable[[str], Callable[[type[ApiView]], type[ApiView]]]
+
+
 def register_web(worker: ReadSide) -> None:
     """Add every view to the worker's Faust app."""
-    app = worker.app
     s = worker.settings
     tokens = TokenStore(s.tokens_file) if s.auth_enabled else None
+
+    def page(path: str) -> Callable[[type[ApiView]], type[ApiView]]:
+        """`app.page`, binding the view to this worker and its tokens."""
+        def register(view: type[ApiView]) -> type[ApiView]:
+            view.worker, view.tokens = worker, tokens
+            return cast(type[ApiView], worker.app.page(path)(view))
+        return register
+
     _install_middleware(worker)
+    _service_pages(worker, page)
+    _figure_pages(worker, page)
+    # The list and page views subclass a view already bound to this worker and its tokens.
+    bound = cast(type[ApiView], type("BoundApiView", (ApiView,),
+                                     {"worker": worker, "tokens": tokens}))
+    register_lists(worker, bound, require, ApiError)
+    register_ui(worker, bound, require, ApiError, tokens is not None)
 
-    class ApiView(View):
-        """Method, body, parameter and token checks shared by every endpoint."""
 
-        params: ClassVar[frozenset[str]] = frozenset()
-        repeatable: ClassVar[frozenset[str]] = frozenset()  # params that may come many times
-        public: ClassVar[bool] = False
-        scrape: ClassVar[bool] = False
+def _service_pages(worker: ReadSide, page: Page) -> None:
+    """Health, this API's OpenAPI document and the Prometheus metrics."""
+    s = worker.settings
 
-        async def dispatch(self, request: Any) -> Any:
-            try:
-                if request.method not in ("GET", "HEAD"):
-                    # The router only routes GET and HEAD here; this guards any other way in.
-                    raise ApiError(405, "method_not_allowed", "read-only endpoint: use GET",
-                                   {"Allow": ALLOW})
-                if request.can_read_body or (request.content_length or 0) > 0:
-                    raise ApiError(400, "body_not_allowed", "requests here take no body")
-                unknown = sorted(set(request.query) - self.params)
-                if unknown:
-                    raise ApiError(400, "unknown_parameter",
-                                   f"unknown query parameter(s): {', '.join(unknown)}")
-                for name in set(request.query) - self.repeatable:
-                    if len(request.query.getall(name)) > 1:
-                        raise ApiError(400, "repeated_parameter", f"{name} given twice")
-                for key, value in (request.match_info or {}).items():
-                    if not ID_RE.fullmatch(value):
-                        raise ApiError(400, "invalid_id",
-                                       f"{key} must be 1-128 characters of A-Z a-z 0-9 . _ : "
-                                       "@ -, not starting with a dot")
-                request["principal"] = self._authenticate(request)
-                return await super().dispatch(request)
-            except ApiError as exc:
-                return self._error(exc.status, exc.code, exc.detail, exc.headers)
-            except (TimeoutError, aiohttp.ClientError) as exc:
-                # Reaching the worker that owns the key failed (it stopped, or moved): an
-                # expected moment of a rebalance, one line without a traceback.
-                log.warning("owner of %r unreachable: %s", request.path,
-                            exc.__class__.__name__)
-                return self._error(503, "owner_unavailable",
-                                   "the worker owning this key cannot be reached; retry")
-            except Exception:  # never leak internals: log them, answer a plain 500
-                log.exception("error serving %r", request.path)
-                return self._error(500, "internal", "internal error")
-
-        async def on_request_error(self, request: Request, exc: WebError) -> Response:
-            """Faust's own errors (ServiceUnavailable while the table's owner is unknown,
-            during a rebalance) in our error format rather than Faust's."""
-            code = re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
-            return self._error(int(exc.code), code, str(exc.detail))
-
-        def _error(self, status: int, code: str, detail: str,
-                   headers: Mapping[str, str] | None = None) -> Response:
-            return self.json({"error": code, "detail": detail}, status=status,
-                             headers=dict(headers or {}))
-
-        def _authenticate(self, request: Any) -> Principal | None:
-            if tokens is None or self.public:
-                return None
-            given = bearer(request.headers.get("Authorization"))
-            principal = tokens.authenticate(given)
-            if principal is None:
-                challenge = 'Bearer realm="kpi"'
-                if given:
-                    challenge += ', error="invalid_token"'
-                raise ApiError(401, "unauthorized", "a valid bearer token is required",
-                               {"WWW-Authenticate": challenge})
-            if self.scrape and not principal.may_scrape():
-                raise ApiError(403, "forbidden", "this token may not read metrics")
-            return principal
-
-        def period(self, request: Request) -> Period:
-            """date=YYYY-MM-DD or month=YYYY-MM (ASCII digits, a real day), or this month;
-            with today's local date, so that month objects carry their figures to date."""
-            found = self._period(request)
-            return dataclasses.replace(found, today=date.fromisoformat(worker.today()))
-
-        def _period(self, request: Request) -> Period:
-            q = request.query
-            try:
-                if "date" in q and "month" in q:
-                    raise BadPeriod("give either date or month, not both")
-                if "date" in q:
-                    if not DATE_SHAPE.fullmatch(q["date"]):
-                        raise BadPeriod(f"date must be YYYY-MM-DD, got {q['date']!r}")
-                    return parse_period(q["date"])
-                if "month" in q:
-                    if not MONTH_SHAPE.fullmatch(q["month"]):
-                        raise BadPeriod(f"month must be YYYY-MM, got {q['month']!r}")
-                    return parse_period(q["month"])
-                return parse_period(worker.today()[:7])
-            except BadPeriod as exc:
-                raise ApiError(400, "bad_period", str(exc)) from None
-
-    def require(request: Request, allowed: Callable[[Principal], bool]) -> None:
-        principal: Principal | None = request["principal"]  # type: ignore[index]
-        if principal is not None and not allowed(principal):
-            raise ApiError(403, "forbidden", "outside the scope of this token")
-
-    @app.page("/health")
+    @page("/health")
     class Health(ApiView):
         public = True
 
@@ -233,14 +260,14 @@ def register_web(worker: ReadSide) -> None:
                     "generation": s.generation, "orders": len(worker.cat)}
             return self.json(body, status=200 if ok else 503)
 
-    @app.page("/openapi.json")
+    @page("/openapi.json")
     class OpenApi(ApiView):
         public = True
 
         async def get(self, request: Request) -> Response:
             return self.json(openapi_document())
 
-    @app.page("/metrics")
+    @page("/metrics")
     class Metrics(ApiView):
         scrape = True
         # prometheus_client's own filter: ?name[]=kpi_events_total&name[]=... exposes only
@@ -269,7 +296,12 @@ def register_web(worker: ReadSide) -> None:
             body = await asyncio.to_thread(encoder, registry)
             return self.bytes(body, headers={"Content-Type": content_type})
 
-    @app.page("/kpi/employees/{employee_id}")
+
+def _figure_pages(worker: ReadSide, page: Page) -> None:
+    """The figures: employees, departments, tickets (each read on the worker owning it)."""
+    app, s = worker.app, worker.settings
+
+    @page("/kpi/employees/{employee_id}")
     class Employee(ApiView):
         params = frozenset({"date", "month"})
 
@@ -284,7 +316,7 @@ def register_web(worker: ReadSide) -> None:
                                f"no accepted event names employee {employee_id!r}")
             return self.json(reader.employee(employee_id, period, s.generation))
 
-    @app.page("/kpi/departments/{department_id}")
+    @page("/kpi/departments/{department_id}")
     class Department(ApiView):
         params = frozenset({"date", "month"})
 
@@ -313,7 +345,7 @@ def register_web(worker: ReadSide) -> None:
             return self.text(to_csv(rows), content_type="text/csv", headers={
                 "Content-Disposition": f'attachment; filename="{name}"'})
 
-    @app.page("/internal/employees/{employee_id}")
+    @page("/internal/employees/{employee_id}")
     class EmployeeDetail(ApiView):
         """Worker-to-worker: an employee's object and numerators for a department view.
 
@@ -329,7 +361,7 @@ def register_web(worker: ReadSide) -> None:
                 employee_id, worker.roster.department_of(employee_id)))
             return self.json(worker.employee_reader.detail(employee_id, period, s.generation))
 
-    @app.page("/tickets/{ticket_id}")
+    @page("/tickets/{ticket_id}")
     class Ticket(ApiView):
         @app.table_route(table=worker.tickets_table, match_info="ticket_id")  # type: ignore[arg-type]
         async def get(self, request: Request, ticket_id: str) -> Response:
@@ -342,6 +374,3 @@ def register_web(worker: ReadSide) -> None:
             if found is None:
                 raise ApiError(404, "unknown_ticket", f"no event names ticket {ticket_id!r}")
             return self.json(describe(found[1], worker.cat, worker.live, worker.clock()))
-
-    register_lists(worker, ApiView, require, ApiError)
-    register_ui(worker, ApiView, require, ApiError, tokens is not None)

@@ -666,11 +666,6 @@ def _worker(run: _Run) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
 
 def ours(run: _Run) -> dict[str, Any]:
     """Our worker on the backlog, then under a steady live feed; peak RSS at the end."""
-    cfg = run.cfg
-    n = cfg.events
-    s = run.settings()
-    group = f"{run.prefix}{APP_ID}"
-    topics = [*run.inputs, *(s.internal_topic(t) for t in INTERNAL)]
     log_path = run.dir / "worker.log"
     with _worker(run) as (proc, base):
         cpu = _Cpu(proc.pid, run.broker_pid)
@@ -679,50 +674,7 @@ def ours(run: _Run) -> dict[str, Any]:
             if proc.poll() is not None:
                 raise BenchError(f"our worker exited with {proc.returncode} (log: {log_path})")
 
-        t_start = time.time()
-        deadline = time.monotonic() + cfg.timeout
-        first: tuple[float, int] | None = None
-        t_counted: float | None = None
-        candidate: tuple[float, Offsets] | None = None
-        text = ""
-        with Meter("kpi worker (ours)", n, cfg.interactive) as m:
-            while True:
-                alive()
-                if time.monotonic() > deadline:
-                    raise BenchError(f"ours: {m.done}/{n} events reflected after "
-                                     f"{cfg.timeout:.0f}s (log: {log_path})")
-                now = time.time()
-                scraped = _scrape(base, POLLED)
-                if scraped is None:
-                    time.sleep(0.1)
-                    continue
-                text = scraped
-                counted = _counted(text)
-                m.update(counted)
-                if counted and first is None:
-                    first = (now, counted)
-                    cpu.begin()
-                if counted < n:
-                    time.sleep(0.1 if first is None else 0.25)
-                    continue
-                t_counted = t_counted or now
-                ends = highwaters(run.bootstrap, topics)
-                if _caught_up(_committed(s, group), ends):
-                    if candidate is not None and candidate[1] == ends:
-                        break  # two polls agree: nothing was still in flight
-                    candidate = (now, ends)
-                else:
-                    candidate = None
-                time.sleep(0.25)
-        assert candidate is not None and first is not None
-        t_end, ends = candidate
-        backlog = {**_rate(counted, first, t_end, t_start), **cpu.end(),
-                   "counted_after_s": round(t_counted - first[0], 3) if first else None,
-                   "accepted": round(metric_sum(text, COUNTERS[0])),
-                   "duplicates": round(metric_sum(text, COUNTERS[1])),
-                   "dead_letters": round(metric_sum(text, COUNTERS[2])),
-                   "committed": sum(ends.get((t, p), 0) for (t, p) in ends
-                                    if t in run.inputs)}
+        backlog, text, counted = _backlog(run, base, cpu, alive)
         lag_backlog = histogram(text, LAG_METRIC)
         live = _live(run, base, counted, alive)
         rss = _proc_status(proc.pid, "VmHWM")
@@ -735,6 +687,62 @@ def ours(run: _Run) -> dict[str, Any]:
             "lag_backlog_p50_s": _round(quantile(lag_backlog, 0.5)),
             "lag_backlog_p99_s": _round(quantile(lag_backlog, 0.99)),
             "live": live, "restart": restart}
+
+
+def _backlog(run: _Run, base: str, cpu: _Cpu,
+             alive: Callable[[], None]) -> tuple[dict[str, Any], str, int]:
+    """Wait until the worker has counted the whole backlog and committed it (two polls
+    agreeing); returns the backlog's figures, the last scrape and the events counted."""
+    cfg = run.cfg
+    n = cfg.events
+    s = run.settings()
+    group = f"{run.prefix}{APP_ID}"
+    topics = [*run.inputs, *(s.internal_topic(t) for t in INTERNAL)]
+    t_start = time.time()
+    deadline = time.monotonic() + cfg.timeout
+    first: tuple[float, int] | None = None
+    t_counted: float | None = None
+    candidate: tuple[float, Offsets] | None = None
+    text = ""
+    with Meter("kpi worker (ours)", n, cfg.interactive) as m:
+        while True:
+            alive()
+            if time.monotonic() > deadline:
+                raise BenchError(f"ours: {m.done}/{n} events reflected after "
+                                 f"{cfg.timeout:.0f}s (log: {run.dir / 'worker.log'})")
+            now = time.time()
+            scraped = _scrape(base, POLLED)
+            if scraped is None:
+                time.sleep(0.1)
+                continue
+            text = scraped
+            counted = _counted(text)
+            m.update(counted)
+            if counted and first is None:
+                first = (now, counted)
+                cpu.begin()
+            if counted < n:
+                time.sleep(0.1 if first is None else 0.25)
+                continue
+            t_counted = t_counted or now
+            ends = highwaters(run.bootstrap, topics)
+            if _caught_up(_committed(s, group), ends):
+                if candidate is not None and candidate[1] == ends:
+                    break  # two polls agree: nothing was still in flight
+                candidate = (now, ends)
+            else:
+                candidate = None
+            time.sleep(0.25)
+    assert candidate is not None and first is not None
+    t_end, ends = candidate
+    backlog = {**_rate(counted, first, t_end, t_start), **cpu.end(),
+               "counted_after_s": round(t_counted - first[0], 3) if first else None,
+               "accepted": round(metric_sum(text, COUNTERS[0])),
+               "duplicates": round(metric_sum(text, COUNTERS[1])),
+               "dead_letters": round(metric_sum(text, COUNTERS[2])),
+               "committed": sum(ends.get((t, p), 0) for (t, p) in ends
+                                if t in run.inputs)}
+    return backlog, text, counted
 
 
 def _figures(base: str, employees: list[str]) -> dict[str, Any]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -152,11 +151,3 @@ class EmbeddedBroker:
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
-
-
-def which_tansu() -> str | None:
-    """The binary path if one can be found, else None (for --help texts and diagnostics)."""
-    try:
-        return broker_binary()
-    except BrokerError:
-        return shutil.which("tansu")

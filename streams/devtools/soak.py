@@ -129,6 +129,14 @@ def slope_per_hour(points: list[tuple[float, float]]) -> float | None:
     return sxy / sxx * 3600.0
 
 
+def _mean(xs: list[float]) -> float:
+    return sum(xs) / len(xs) if xs else 0.0
+
+
+def _median(xs: list[float]) -> float | None:
+    return round(sorted(xs)[len(xs) // 2], 3) if xs else None
+
+
 def summarize(samples: list[Sample], warmup_fraction: float = 0.2) -> dict[str, Any]:
     """Throughput, lag and memory over the run; RSS trend after warm-up."""
     if not samples:
@@ -136,19 +144,26 @@ def summarize(samples: list[Sample], warmup_fraction: float = 0.2) -> dict[str, 
     steady = samples[int(len(samples) * warmup_fraction):] or samples
     half = len(steady) // 2
     first, second = steady[:half] or steady, steady[half:] or steady
+    last = samples[-1]
+    return {
+        "duration_s": round(last.t_s, 1),
+        "sent": last.sent,
+        "processed": last.processed,
+        "events_per_s_mean": round(_mean([s.events_per_s for s in steady]), 1),
+        "lag_messages_mean": round(_mean([s.lag_messages for s in steady]), 1),
+        "lag_messages_max": max(s.lag_messages for s in samples),
+        **_latency_summary(steady),
+        **_memory_summary(samples, steady, first, second),
+        "cpu_pct_mean": round(_mean([s.cpu_pct for s in steady]), 1),
+        # the broker's CPU in the first and second half: a broker that works harder as
+        # its in-memory log grows shows here
+        "broker_cpu_pct_first_half": _mean_or_none([s.broker_cpu_pct for s in first]),
+        "broker_cpu_pct_second_half": _mean_or_none([s.broker_cpu_pct for s in second]),
+        "harness_cpu_pct_mean": _mean_or_none([s.harness_cpu_pct for s in steady]),
+    }
 
-    def mean(xs: list[float]) -> float:
-        return sum(xs) / len(xs) if xs else 0.0
 
-    rss_first = mean([s.rss_mib for s in first])
-    rss_second = mean([s.rss_mib for s in second])
-    slope = slope_per_hour([(s.t_s, s.rss_mib) for s in steady])
-    # What grows outside RocksDB's bounded cache (the Python heap, buffers): a leak in
-    # our code shows here even while the cache is still filling.
-    other = slope_per_hour([(s.t_s, s.rss_mib - s.rocksdb_mib) for s in steady])
-    # The last quarter alone: once the cache is full, RSS itself must be flat.
-    tail = samples[int(len(samples) * 0.75):]
-    tail_slope = slope_per_hour([(s.t_s, s.rss_mib) for s in tail])
+def _latency_summary(steady: list[Sample]) -> dict[str, Any]:
     p99s = [s.p99_latency_s for s in steady if s.p99_latency_s is not None]
     broker = [s.broker_p99_s for s in steady if s.broker_p99_s is not None]
     over = [s.over_2s_pct for s in steady if s.over_2s_pct is not None]
@@ -160,26 +175,31 @@ def summarize(samples: list[Sample], warmup_fraction: float = 0.2) -> dict[str, 
     own = [(s.t_s, s.p99_latency_s - s.broker_p99_s) for s in steady
            if s.p99_latency_s is not None and s.broker_p99_s is not None]
     own_slope = slope_per_hour(own)
-
-    def median(xs: list[float]) -> float | None:
-        return round(sorted(xs)[len(xs) // 2], 3) if xs else None
-    last = samples[-1]
     return {
-        "duration_s": round(last.t_s, 1),
-        "sent": last.sent,
-        "processed": last.processed,
-        "events_per_s_mean": round(mean([s.events_per_s for s in steady]), 1),
-        "lag_messages_mean": round(mean([s.lag_messages for s in steady]), 1),
-        "lag_messages_max": max(s.lag_messages for s in samples),
         "p99_latency_s_max": round(max(p99s), 3) if p99s else None,
-        "p99_latency_s_median": median(p99s),
+        "p99_latency_s_median": _median(p99s),
         "p99_latency_slope_s_per_hour": _round(p99_slope, 3),
-        "p99_less_broker_s_mean": _round(mean([v for _, v in own]), 3) if own else None,
+        "p99_less_broker_s_mean": _round(_mean([v for _, v in own]), 3) if own else None,
         "p99_less_broker_slope_s_per_hour": _round(own_slope, 3),
-        "over_2s_pct_mean": _round(mean(over), 3) if over else None,
+        "over_2s_pct_mean": _round(_mean(over), 3) if over else None,
         "over_2s_pct_max": max(over) if over else None,
-        "broker_p99_s_median": median(broker),
+        "broker_p99_s_median": _median(broker),
         "broker_p99_s_max": round(max(broker), 3) if broker else None,
+    }
+
+
+def _memory_summary(samples: list[Sample], steady: list[Sample], first: list[Sample],
+                    second: list[Sample]) -> dict[str, Any]:
+    rss_first = _mean([s.rss_mib for s in first])
+    rss_second = _mean([s.rss_mib for s in second])
+    slope = slope_per_hour([(s.t_s, s.rss_mib) for s in steady])
+    # What grows outside RocksDB's bounded cache (the Python heap, buffers): a leak in
+    # our code shows here even while the cache is still filling.
+    other = slope_per_hour([(s.t_s, s.rss_mib - s.rocksdb_mib) for s in steady])
+    # The last quarter alone: once the cache is full, RSS itself must be flat.
+    tail = samples[int(len(samples) * 0.75):]
+    tail_slope = slope_per_hour([(s.t_s, s.rss_mib) for s in tail])
+    return {
         "rss_mib_min": round(min(s.rss_mib for s in samples), 1),
         "rss_mib_max": round(max(s.rss_mib for s in samples), 1),
         "rss_mib_first_half": round(rss_first, 1),
@@ -191,12 +211,6 @@ def summarize(samples: list[Sample], warmup_fraction: float = 0.2) -> dict[str, 
             round(tail_slope, 2) if tail_slope is not None else None,
         "rocksdb_mib_max": round(max(s.rocksdb_mib for s in samples), 1),
         "rss_less_rocksdb_slope_mib_per_hour": round(other, 2) if other is not None else None,
-        "cpu_pct_mean": round(mean([s.cpu_pct for s in steady]), 1),
-        # the broker's CPU in the first and second half: a broker that works harder as
-        # its in-memory log grows shows here
-        "broker_cpu_pct_first_half": _mean_or_none([s.broker_cpu_pct for s in first]),
-        "broker_cpu_pct_second_half": _mean_or_none([s.broker_cpu_pct for s in second]),
-        "harness_cpu_pct_mean": _mean_or_none([s.harness_cpu_pct for s in steady]),
     }
 
 
@@ -241,6 +255,124 @@ def _feed(bootstrap: str, prefix: str, cfg: SoakConfig, limit: int,
                 producer.close(timeout=1)
 
 
+def _start_worker(cfg: SoakConfig, bootstrap: str, prefix: str,
+                  base_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """A worker subprocess on the soak's topics; returns it and its URL once it serves."""
+    port = free_port()
+    env = {"KPI_BROKERS": bootstrap, "KPI_TOPIC_PREFIX": prefix,
+           "KPI_DATA_DIR": str(base_dir / "worker-data"), "KPI_WEB_HOST": "127.0.0.1",
+           "KPI_WEB_PORT": str(port), "KPI_AUTH_ENABLED": "false",
+           "KPI_PARTITIONS": str(cfg.partitions)}
+    if cfg.rocksdb_memory_mb is not None:
+        env["KPI_ROCKSDB_MEMORY_MB"] = str(cfg.rocksdb_memory_mb)
+    with open(base_dir / "worker.log", "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"],
+                                env={**os.environ, **env}, stdout=log,
+                                stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while _scrape(url) is None:
+        if proc.poll() is not None:
+            raise SoakError(f"worker exited with {proc.returncode} "
+                            f"(log: {base_dir / 'worker.log'})")
+        if time.monotonic() > deadline:
+            _stop(proc)
+            raise SoakError("worker did not serve /metrics within 120 s")
+        time.sleep(0.5)
+    return proc, url
+
+
+class _Sampler:
+    """Turns one scrape of the worker's metrics into a Sample of the interval since the
+    previous one (throughput, latency, CPU of the worker, the broker and this process)."""
+
+    def __init__(self, pid: int, broker_pid: int | None, probe: _PipeProbe) -> None:
+        self.pid, self.broker_pid, self.probe = pid, broker_pid, probe
+        self.t0 = self.prev_t = time.monotonic()
+        self.prev_n = 0
+        self.prev_cpu = _cpu_seconds(pid) or 0.0
+        self.prev_broker_cpu = _cpu_seconds(broker_pid) if broker_pid else None
+        self.prev_own_cpu = time.process_time()
+        self.prev_hist: list[tuple[float, float]] = []
+        self.probed = 0
+
+    def take(self, text: str, sent: int) -> Sample:
+        now = time.monotonic()
+        n = _counted(text)
+        hist = histogram(text, LATENCY)
+        cpu = _cpu_seconds(self.pid) or self.prev_cpu
+        broker_cpu = _cpu_seconds(self.broker_pid) if self.broker_pid else None
+        own_cpu = time.process_time()
+        interval = _delta(hist, self.prev_hist)
+        span = now - self.prev_t
+        sample = Sample(
+            t_s=round(now - self.t0, 1), sent=sent, processed=n,
+            events_per_s=round((n - self.prev_n) / span, 1),
+            lag_messages=metric_sum(text, LAG),
+            p99_latency_s=_p99(interval),
+            over_2s_pct=_over(interval, 2.0),
+            rss_mib=round((_proc_status(self.pid, "VmRSS") or 0) / MIB, 1),
+            cpu_pct=round(100.0 * (cpu - self.prev_cpu) / span, 1),
+            rocksdb_mib=round(_gauge(text, ROCKSDB_CACHE) / MIB, 1),
+            memtables_mib=round(_gauge(text, ROCKSDB_MEMTABLES) / MIB, 1),
+            table_readers_mib=round(_gauge(text, ROCKSDB_TABLE_READERS) / MIB, 1),
+            broker_p99_s=_round(_exact(self.probe.lags[self.probed:], 0.99), 3),
+            broker_cpu_pct=(round(100.0 * (broker_cpu - self.prev_broker_cpu) / span, 1)
+                            if broker_cpu is not None and self.prev_broker_cpu is not None
+                            else None),
+            harness_cpu_pct=round(100.0 * (own_cpu - self.prev_own_cpu) / span, 1),
+        )
+        self.prev_t, self.prev_n, self.prev_cpu, self.prev_hist = now, n, cpu, hist
+        self.prev_broker_cpu, self.prev_own_cpu = broker_cpu, own_cpu
+        self.probed = len(self.probe.lags)
+        return sample
+
+
+class _CsvOut:
+    """The samples as CSV rows, the header from the first one."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.file = open(path, "w", newline="") if path else None
+        self.writer: Any = None
+
+    def write(self, sample: Sample) -> None:
+        if self.file is None:
+            return
+        if self.writer is None:
+            self.writer = csv.DictWriter(self.file, fieldnames=list(asdict(sample)))
+            self.writer.writeheader()
+        self.writer.writerow(asdict(sample))
+        self.file.flush()
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+
+
+def _sample_until_end(cfg: SoakConfig, proc: subprocess.Popen[bytes], url: str,
+                      sampler: _Sampler, sent: list[int], errors: list[BaseException],
+                      result: SoakResult, on_sample: Callable[[Sample], None] | None,
+                      log_path: Path) -> None:
+    end = sampler.t0 + cfg.minutes * 60
+    out = _CsvOut(cfg.csv_path)
+    try:
+        while True:
+            time.sleep(max(0.0, min(cfg.interval, end - time.monotonic())))
+            if proc.poll() is not None:
+                raise SoakError(f"worker exited with {proc.returncode} (log: {log_path})")
+            if errors:
+                raise SoakError(f"feed failed: {errors[0]}")
+            sample = sampler.take(_scrape(url) or "", sent[0])
+            result.samples.append(sample)
+            out.write(sample)
+            if on_sample:
+                on_sample(sample)
+            if time.monotonic() >= end:
+                break
+    finally:
+        out.close()
+
+
 def run(cfg: SoakConfig, on_sample: Callable[[Sample], None] | None = None) -> SoakResult:
     from streams.admin import create_topics
 
@@ -261,26 +393,7 @@ def run(cfg: SoakConfig, on_sample: Callable[[Sample], None] | None = None) -> S
             bootstrap = broker.bootstrap
         create_topics(Settings(brokers=bootstrap, topic_prefix=prefix,
                                partitions=cfg.partitions))
-        port = free_port()
-        env = {"KPI_BROKERS": bootstrap, "KPI_TOPIC_PREFIX": prefix,
-               "KPI_DATA_DIR": str(base_dir / "worker-data"), "KPI_WEB_HOST": "127.0.0.1",
-               "KPI_WEB_PORT": str(port), "KPI_AUTH_ENABLED": "false",
-               "KPI_PARTITIONS": str(cfg.partitions)}
-        if cfg.rocksdb_memory_mb is not None:
-            env["KPI_ROCKSDB_MEMORY_MB"] = str(cfg.rocksdb_memory_mb)
-        with open(base_dir / "worker.log", "ab") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"],
-                                    env={**os.environ, **env}, stdout=log,
-                                    stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while _scrape(url) is None:
-            if proc.poll() is not None:
-                raise SoakError(f"worker exited with {proc.returncode} "
-                                f"(log: {base_dir / 'worker.log'})")
-            if time.monotonic() > deadline:
-                raise SoakError("worker did not serve /metrics within 120 s")
-            time.sleep(0.5)
+        proc, url = _start_worker(cfg, bootstrap, prefix, base_dir)
         from streams.worker.memory import allocator_in_use
 
         result.summary["allocator"] = allocator_in_use(f"/proc/{proc.pid}/maps")
@@ -298,70 +411,11 @@ def run(cfg: SoakConfig, on_sample: Callable[[Sample], None] | None = None) -> S
         probe = _PipeProbe(bootstrap, highwaters(bootstrap, inputs))
         probe.start()
         probe.ready.wait(30)
-        probed = 0
-        t0 = time.monotonic()
-        feeder.start()
-        prev_t, prev_n = t0, 0
-        prev_cpu = _cpu_seconds(proc.pid) or 0.0
         broker_pid = broker.process.pid if broker is not None and broker.process else None
-        prev_broker_cpu = _cpu_seconds(broker_pid) if broker_pid else None
-        prev_own_cpu = time.process_time()
-        prev_hist: list[tuple[float, float]] = []
-        end = t0 + cfg.minutes * 60
-        writer = None
-        csv_file = open(cfg.csv_path, "w", newline="") if cfg.csv_path else None
-        try:
-            while True:
-                now = time.monotonic()
-                time.sleep(max(0.0, min(cfg.interval, end - now)))
-                if proc.poll() is not None:
-                    raise SoakError(f"worker exited with {proc.returncode} "
-                                    f"(log: {base_dir / 'worker.log'})")
-                if errors:
-                    raise SoakError(f"feed failed: {errors[0]}")
-                text = _scrape(url) or ""
-                now = time.monotonic()
-                n = _counted(text)
-                hist = histogram(text, LATENCY)
-                cpu = _cpu_seconds(proc.pid) or prev_cpu
-                broker_cpu = _cpu_seconds(broker_pid) if broker_pid else None
-                own_cpu = time.process_time()
-                interval = _delta(hist, prev_hist)
-                span = now - prev_t
-                sample = Sample(
-                    t_s=round(now - t0, 1), sent=sent[0], processed=n,
-                    events_per_s=round((n - prev_n) / span, 1),
-                    lag_messages=metric_sum(text, LAG),
-                    p99_latency_s=_p99(interval),
-                    over_2s_pct=_over(interval, 2.0),
-                    rss_mib=round((_proc_status(proc.pid, "VmRSS") or 0) / MIB, 1),
-                    cpu_pct=round(100.0 * (cpu - prev_cpu) / span, 1),
-                    rocksdb_mib=round(_gauge(text, ROCKSDB_CACHE) / MIB, 1),
-                    memtables_mib=round(_gauge(text, ROCKSDB_MEMTABLES) / MIB, 1),
-                    table_readers_mib=round(_gauge(text, ROCKSDB_TABLE_READERS) / MIB, 1),
-                    broker_p99_s=_round(_exact(probe.lags[probed:], 0.99), 3),
-                    broker_cpu_pct=(round(100.0 * (broker_cpu - prev_broker_cpu) / span, 1)
-                                    if broker_cpu is not None and prev_broker_cpu is not None
-                                    else None),
-                    harness_cpu_pct=round(100.0 * (own_cpu - prev_own_cpu) / span, 1),
-                )
-                prev_t, prev_n, prev_cpu, prev_hist = now, n, cpu, hist
-                prev_broker_cpu, prev_own_cpu = broker_cpu, own_cpu
-                probed = len(probe.lags)
-                result.samples.append(sample)
-                if csv_file is not None:
-                    if writer is None:
-                        writer = csv.DictWriter(csv_file, fieldnames=list(asdict(sample)))
-                        writer.writeheader()
-                    writer.writerow(asdict(sample))
-                    csv_file.flush()
-                if on_sample:
-                    on_sample(sample)
-                if now >= end:
-                    break
-        finally:
-            if csv_file is not None:
-                csv_file.close()
+        sampler = _Sampler(proc.pid, broker_pid, probe)
+        feeder.start()
+        _sample_until_end(cfg, proc, url, sampler, sent, errors, result, on_sample,
+                          base_dir / "worker.log")
         stop.set()
         feeder.join(30)
         result.summary = {**result.summary, **summarize(result.samples)}

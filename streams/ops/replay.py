@@ -203,42 +203,10 @@ def replay(settings: Settings, report_dir: Path, *, timeout_s: float = 3600.0,
     target = end_offsets(settings, inputs)
     total = sum(target.values())
     internal = [s_new.internal_topic(n) for n in INTERNAL_TOPICS]
-    env = {**os.environ, "KPI_BROKERS": settings.brokers, "KPI_TOPIC_PREFIX": settings.topic_prefix,
-           "KPI_DATA_DIR": str(settings.data_dir), "KPI_GENERATION": str(new),
-           "KPI_FOLLOW_ACTIVE": "false", "KPI_ALERTS": "false", "KPI_SNAPSHOTS": "false",
-           "KPI_WEB_HOST": "127.0.0.1",
-           "KPI_WEB_PORT": str(free_port()), "KPI_APP_ID": settings.app_id,
-           "KPI_PARTITIONS": str(settings.partitions)}
-    out = open(log_path, "ab") if log_path else subprocess.DEVNULL
-    proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env,
-                            stdout=out, stderr=subprocess.STDOUT)
-    group = group_id(settings, new)
+    proc = _start_worker(settings, new, log_path)
     try:
-        done = 0
-        stable = 0
-        first_output: float | None = None
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if proc.poll() is not None:
-                raise ReplayError(f"the replay worker {_exit_text(proc.returncode)} at "
-                                  f"{done:,}/{total:,} events; generation {old} keeps "
-                                  f"serving, generation {new} is marked failed")
-            if time.monotonic() > deadline:
-                raise ReplayError(f"not caught up after {timeout_s:.0f}s; generation {old} "
-                                  f"keeps serving, generation {new} is marked failed")
-            committed = committed_offsets(settings, group)
-            done = sum(min(committed.get(tp, 0), end) for tp, end in target.items())
-            if on_progress:
-                on_progress(done, total)
-            inputs_done = all(committed.get(tp, 0) >= end for tp, end in target.items() if end)
-            internal_end = end_offsets(settings, internal)
-            if first_output is None and any(internal_end.values()):
-                first_output = time.monotonic()  # its first batch wrote facts
-            drained = all(committed.get(tp, 0) >= end for tp, end in internal_end.items() if end)
-            stable = stable + 1 if inputs_done and drained else 0
-            if stable >= 2:  # drained twice in a row: no fact still in flight
-                break
-            time.sleep(0.25)
+        first_output = _wait_caught_up(settings, proc, group_id(settings, new), target,
+                                       internal, timeout_s, on_progress, (old, new))
         caught_up = time.monotonic()
         seconds = caught_up - started
         g.state, g.caught_up_at, g.events = "caught_up", gens.now_iso(), total
@@ -312,6 +280,57 @@ def progress_line(done: int, total: int, elapsed: float) -> str:
     else:
         left = "time left unknown"
     return f"replay: {done:,}/{total:,} events{pct}, {rate:,.0f}/s, {left}"
+
+
+def _start_worker(settings: Settings, new: int,
+                  log_path: Path | None) -> subprocess.Popen[bytes]:
+    """A worker of generation `new` that neither alerts nor snapshots (the live one
+    does); it reads the generation's order cutoff from the registry, like every worker
+    of that generation."""
+    env = {**os.environ, "KPI_BROKERS": settings.brokers, "KPI_TOPIC_PREFIX": settings.topic_prefix,
+           "KPI_DATA_DIR": str(settings.data_dir), "KPI_GENERATION": str(new),
+           "KPI_FOLLOW_ACTIVE": "false", "KPI_ALERTS": "false", "KPI_SNAPSHOTS": "false",
+           "KPI_WEB_HOST": "127.0.0.1",
+           "KPI_WEB_PORT": str(free_port()), "KPI_APP_ID": settings.app_id,
+           "KPI_PARTITIONS": str(settings.partitions)}
+    out = open(log_path, "ab") if log_path else subprocess.DEVNULL
+    return subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env,
+                            stdout=out, stderr=subprocess.STDOUT)
+
+
+def _wait_caught_up(settings: Settings, proc: subprocess.Popen[bytes], group: str,
+                    target: dict[Any, int], internal: list[str], timeout_s: float,
+                    on_progress: Callable[[int, int], None] | None,
+                    generations: tuple[int, int]) -> float | None:
+    """Wait until the replay worker has committed every input record and drained its
+    internal topics; returns when its first output appeared (monotonic seconds)."""
+    old, new = generations
+    total = sum(target.values())
+    done = 0
+    stable = 0
+    first_output: float | None = None
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if proc.poll() is not None:
+            raise ReplayError(f"the replay worker {_exit_text(proc.returncode)} at "
+                              f"{done:,}/{total:,} events; generation {old} keeps "
+                              f"serving, generation {new} is marked failed")
+        if time.monotonic() > deadline:
+            raise ReplayError(f"not caught up after {timeout_s:.0f}s; generation {old} "
+                              f"keeps serving, generation {new} is marked failed")
+        committed = committed_offsets(settings, group)
+        done = sum(min(committed.get(tp, 0), end) for tp, end in target.items())
+        if on_progress:
+            on_progress(done, total)
+        inputs_done = all(committed.get(tp, 0) >= end for tp, end in target.items() if end)
+        internal_end = end_offsets(settings, internal)
+        if first_output is None and any(internal_end.values()):
+            first_output = time.monotonic()  # its first batch wrote facts
+        drained = all(committed.get(tp, 0) >= end for tp, end in internal_end.items() if end)
+        stable = stable + 1 if inputs_done and drained else 0
+        if stable >= 2:  # drained twice in a row: no fact still in flight
+            return first_output
+        time.sleep(0.25)
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

@@ -295,12 +295,7 @@ class BatchingConsumer(_aiokafka.Consumer):
         # fetch moved it anyway. A fetch spanning a whole rebalance can hold records
         # fetched after that rebalance's seek.
         dropped = self._kpi_positions.dropped
-
-        def drop(chunks: Iterable[tuple[Any, list[Any]]]) -> None:
-            for tp, chunk in chunks:
-                if chunk:
-                    dropped(tp)
-
+        drop = self._drop_chunks
         if self.app.consumer_generation_id != generation_id:
             drop(records.items())
             return  # fetched under the previous assignment
@@ -308,10 +303,8 @@ class BatchingConsumer(_aiokafka.Consumer):
             drop(records.items())
             # As Faust's own getmany: seek back to committed offsets, and tolerate the
             # assignment moving under the seek (a rebalance in progress: it seeks again).
-            try:
-                await self.perform_seek()
-            except Exception as exc:
-                log.warning("seek while flow not active failed (rebalancing): %r", exc)
+            await self._seek_to_committed("seek while flow not active failed "
+                                          "(rebalancing): %r")
             return
         to_message = self._to_message
         changelogs = self._changelog_topics()
@@ -339,6 +332,21 @@ class BatchingConsumer(_aiokafka.Consumer):
             batch.key = None
             yield tp, batch
 
+    def _drop_chunks(self, chunks: Iterable[tuple[Any, list[Any]]]) -> None:
+        """Mark the partition of every non-empty chunk not delivered to be sought again."""
+        dropped = self._kpi_positions.dropped
+        for tp, chunk in chunks:
+            if chunk:
+                dropped(tp)
+
+    async def _seek_to_committed(self, failure: str) -> None:
+        """Seek every partition to its committed offset; a failure (the assignment moving
+        under the seek: a rebalance under way, which seeks again) is logged."""
+        try:
+            await self.perform_seek()
+        except Exception as exc:
+            log.warning(failure, exc)
+
     def _changelog_topics(self) -> frozenset[str]:
         names = getattr(self, "_kpi_changelogs", None)
         if names is None or len(names) < len(self.app.tables):
@@ -353,7 +361,6 @@ class BatchingConsumer(_aiokafka.Consumer):
         fetcher_should_stop = cast(Service, fetcher)._stopped.is_set
         read_offset = self._read_offset
         positions = self._kpi_positions
-        acks_enabled_for = self.app.topics.acks_enabled_for
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
                 await self.sleep(0)
@@ -367,53 +374,7 @@ class BatchingConsumer(_aiokafka.Consumer):
                             await self.wait_first(callback(batch), self.suspend_flow.wait())
                             read_offset[tp] = batch.offset
                         continue
-                    value = batch.value
-                    records = value.records
-                    first, last = records[0].offset, records[-1].offset
-                    verdict = positions.judge(tp, first, last, value.fetched_at)
-                    nxt = positions.next_offset(tp)
-                    if verdict is Verdict.SKIP:
-                        continue  # already delivered (a seek replayed it)
-                    if verdict is Verdict.DROP:
-                        # The fetcher went on after this chunk: sought again below.
-                        positions.dropped(tp)
-                        if (nxt is None and not positions.seeking and self.flow_active
-                                and not self.app.rebalancing):
-                            # Never sought outside a rebalance: should not happen.
-                            log.warning("%s: no read position; seeking to committed", tp)
-                            try:
-                                await self.perform_seek()
-                            except Exception as exc:  # a rebalance under way seeks all
-                                log.warning("seek to committed failed: %r", exc)
-                        continue
-                    assert nxt is not None
-                    if verdict is Verdict.SEEK:
-                        log.warning("%s: chunk at %d, next offset %d; seeking back",
-                                    tp, first, nxt)
-                        await self._seek_again([tp])
-                        continue
-                    if first < nxt:
-                        # Records before the next offset were delivered already.
-                        value.records = records = [m for m in records if m.offset >= nxt]
-                    elif first > nxt:
-                        log.warning("%s: offsets %d-%d absent (the same chunk came after "
-                                    "seeking back); going on at %d", tp, nxt, first - 1, first)
-                    if acks_enabled_for(batch.topic) and last - 1 >= nxt:
-                        # Offsets before the last one are committable once the batch
-                        # message (carrying the last offset) is acked, and so is a
-                        # confirmed hole before the chunk.
-                        await self._add_gap(tp, nxt, last - 1)
-                    if self._commit_every is not None and self._n_acked >= self._commit_every:
-                        self._n_acked = 0
-                        await self.commit()
-                    handoff = callback(batch)
-                    result = await self.wait_first(handoff, self.suspend_flow.wait())
-                    read_offset[tp] = last
-                    if handoff in result.done:
-                        # Not when a rebalance (suspend_flow) cut the hand-off short: the
-                        # chunk may not be queued, and the rebalance seeks anyway.
-                        positions.delivered(tp, last)
-                    await asyncio.sleep(0)
+                    await self._deliver_chunk(tp, batch)
                 if not positions.seeking:  # else perform_seek does it when it ends
                     await self._seek_again(positions.take_dropped())
         except self.consumer_stopped_errors:
@@ -424,6 +385,55 @@ class BatchingConsumer(_aiokafka.Consumer):
             if self.transport.app.should_stop:
                 return
             raise
+
+
+    async def _deliver_chunk(self, tp: TP, batch: Any) -> None:  # pragma: no cover
+        """Hand one fetched chunk to its agent, as its read position allows."""
+        positions = self._kpi_positions
+        value = batch.value
+        records = value.records
+        first, last = records[0].offset, records[-1].offset
+        verdict = positions.judge(tp, first, last, value.fetched_at)
+        nxt = positions.next_offset(tp)
+        if verdict is Verdict.SKIP:
+            return  # already delivered (a seek replayed it)
+        if verdict is Verdict.DROP:
+            # The fetcher went on after this chunk: sought again by the drain loop.
+            positions.dropped(tp)
+            if (nxt is None and not positions.seeking and self.flow_active
+                    and not self.app.rebalancing):
+                # Never sought outside a rebalance: should not happen.
+                log.warning("%s: no read position; seeking to committed", tp)
+                # A rebalance under way seeks all.
+                await self._seek_to_committed("seek to committed failed: %r")
+            return
+        assert nxt is not None
+        if verdict is Verdict.SEEK:
+            log.warning("%s: chunk at %d, next offset %d; seeking back", tp, first, nxt)
+            await self._seek_again([tp])
+            return
+        if first < nxt:
+            # Records before the next offset were delivered already.
+            value.records = records = [m for m in records if m.offset >= nxt]
+        elif first > nxt:
+            log.warning("%s: offsets %d-%d absent (the same chunk came after "
+                        "seeking back); going on at %d", tp, nxt, first - 1, first)
+        if self.app.topics.acks_enabled_for(batch.topic) and last - 1 >= nxt:
+            # Offsets before the last one are committable once the batch message
+            # (carrying the last offset) is acked, and so is a confirmed hole before
+            # the chunk.
+            await self._add_gap(tp, nxt, last - 1)
+        if self._commit_every is not None and self._n_acked >= self._commit_every:
+            self._n_acked = 0
+            await self.commit()
+        handoff = self.callback(batch)
+        result = await self.wait_first(handoff, self.suspend_flow.wait())
+        self._read_offset[tp] = last
+        if handoff in result.done:
+            # Not when a rebalance (suspend_flow) cut the hand-off short: the chunk may
+            # not be queued, and the rebalance seeks anyway.
+            positions.delivered(tp, last)
+        await asyncio.sleep(0)
 
 
 async def verified_end_offsets(consumer: Any, partitions: list[Any],
@@ -479,8 +489,9 @@ class VerifiedHighwaterThread(_aiokafka.AIOKafkaConsumerThread):
     and a fetch wait of our choosing.
 
     Faust fixes `fetch_max_wait_ms` at 1,500. This thread's consumer starts with the
-    backlog wait and the worker then sets it from its lag (KpiWorker._pace_fetches):
-    Faust's 1,500 ms once caught up, 200 ms while behind (settings.py). A broker that
+    backlog wait and the worker then sets it from its lag
+    (streams.worker.probes.BrokerProbe.pace_fetches): Faust's 1,500 ms once caught up,
+    200 ms while behind (settings.py). A broker that
     answers a long poll only when it expires rather than when records arrive (Tansu
     does, for a partition empty when the fetch came) delivers a record up to the wait
     late; a shorter wait sends it more fetches, each costing the embedded broker in
@@ -489,7 +500,7 @@ class VerifiedHighwaterThread(_aiokafka.AIOKafkaConsumerThread):
 
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
-        # KPI_FETCH_MAX_WAIT_MS, set on the app by streams.worker.app.KpiWorker.
+        # KPI_FETCH_MAX_WAIT_MS, set on the app by streams.worker.faustapp.build_app.
         wait = getattr(self.app, "kpi_fetch_max_wait_ms", None)
         if wait is not None:
             # Read by AIOKafkaConsumer.start() when it builds its fetcher.

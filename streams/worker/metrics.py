@@ -27,6 +27,12 @@ class Metrics:
         # process_resident_memory_bytes, process_cpu_seconds_total, open fds (Linux /proc):
         # the worker's memory beside kpi_rocksdb_memory_bytes on the operations dashboard.
         self.process = ProcessCollector(registry=r)
+        self._events(r)
+        self._employees(r)
+        self._sla(r)
+        self._runtime(r)
+
+    def _events(self, r: CollectorRegistry) -> None:
         self.events = Counter(
             "kpi_events", "Accepted, non-duplicate events", ["topic", "type"], registry=r
         )
@@ -36,6 +42,16 @@ class Metrics:
         self.dead_letters = Counter(
             "kpi_dead_letters", "Messages sent to dead-letters", ["topic", "reason"], registry=r
         )
+        self.event_lag = Histogram(
+            "kpi_event_lag_seconds", "Processing time minus occurred_at", buckets=_LAG_BUCKETS,
+            registry=r,
+        )
+        self.processing_latency = Histogram(
+            "kpi_processing_latency_seconds", "Processing time minus the Kafka record timestamp",
+            buckets=_LAG_BUCKETS, registry=r,
+        )
+
+    def _employees(self, r: CollectorRegistry) -> None:
         self.employee_minutes = Gauge(
             "kpi_employee_minutes", "KPI minutes today", ["employee_id", "department_id"],
             registry=r,
@@ -48,6 +64,11 @@ class Metrics:
             "kpi_employee_bonus_pct", "Bonus percent this month (absent when not eligible)",
             ["employee_id", "department_id"], registry=r,
         )
+        self.snapshots = Counter(
+            "kpi_snapshots", "kpi.employee_snapshot records published", registry=r
+        )
+
+    def _sla(self, r: CollectorRegistry) -> None:
         self.sla_tickets = Counter(
             "kpi_sla_tickets", "SLA outcomes as they are decided", ["priority", "outcome"],
             registry=r,
@@ -59,14 +80,6 @@ class Metrics:
         self.sla_alerts = Counter(
             "kpi_sla_alerts", "SLA alerts published", ["target", "kind"], registry=r
         )
-        self.event_lag = Histogram(
-            "kpi_event_lag_seconds", "Processing time minus occurred_at", buckets=_LAG_BUCKETS,
-            registry=r,
-        )
-        self.processing_latency = Histogram(
-            "kpi_processing_latency_seconds", "Processing time minus the Kafka record timestamp",
-            buckets=_LAG_BUCKETS, registry=r,
-        )
         self.first_response_seconds = Histogram(
             "kpi_sla_first_response_seconds", "First-response time (SLA clock) per priority",
             ["priority"], buckets=_SLA_BUCKETS, registry=r,
@@ -75,6 +88,8 @@ class Metrics:
             "kpi_sla_resolution_seconds", "Resolution time (SLA clock) per priority",
             ["priority"], buckets=_SLA_BUCKETS, registry=r,
         )
+
+    def _runtime(self, r: CollectorRegistry) -> None:
         self.consumer_lag = Gauge(
             "kpi_consumer_lag_messages", "Messages not yet consumed, per input topic",
             ["topic"], registry=r,
@@ -94,9 +109,6 @@ class Metrics:
             "RocksDB memory of this process: block cache usage (memtables, index and filter "
             "blocks are charged to it), memtables alone, and the budget",
             ["kind"], registry=r,
-        )
-        self.snapshots = Counter(
-            "kpi_snapshots", "kpi.employee_snapshot records published", registry=r
         )
 
 

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from streams.admin import create_topics
 from streams.devtools.broker import EmbeddedBroker
 from streams.worker.memory import find_jemalloc
-from tests.integration.workers import WorkerProc, settings_for, unique_prefix
+from tests.integration.workers import WorkerProc, fresh_prefix
 
 pytestmark = pytest.mark.integration
 
@@ -24,8 +23,7 @@ def _maps(w: WorkerProc) -> str:
 def test_the_worker_re_executes_itself_on_jemalloc_unless_told_not_to(
         broker: EmbeddedBroker, tmp_path: Path) -> None:
     for choice, expected in (("auto", True), ("system", False)):
-        prefix = unique_prefix()
-        create_topics(settings_for(broker, prefix))
+        prefix = fresh_prefix(broker)
         log = tmp_path / f"worker-{choice}.log"
         w = WorkerProc(broker, prefix, tmp_path / choice, log_path=log,
                        extra_env={"KPI_ALLOCATOR": choice, "LD_PRELOAD": ""})

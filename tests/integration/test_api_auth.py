@@ -17,18 +17,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from streams.admin import create_topics
 from streams.api.auth import TokenStore
 from streams.devtools.broker import EmbeddedBroker
 from tests import factory as f
-from tests.integration.workers import (
-    WorkerProc,
-    metric,
-    produce,
-    settings_for,
-    unique_prefix,
-    wait_for,
-)
+from tests.integration.workers import WorkerProc, fresh_prefix, metric, produce, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -78,8 +70,7 @@ class Api:
 @pytest.fixture(scope="module")
 def api(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     tmp = tmp_path_factory.mktemp("api-auth")
-    prefix = unique_prefix()
-    create_topics(settings_for(broker, prefix))
+    prefix = fresh_prefix(broker)
     produce(broker, prefix, [
         f.order(),
         f.registered("e-1", "d-1"), f.registered("e-2", "d-1"), f.registered("e-3", "d-2"),

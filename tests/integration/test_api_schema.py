@@ -20,19 +20,11 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from streams.admin import create_topics
 from streams.api.auth import TokenStore
 from streams.api.openapi import openapi_document
 from streams.devtools.broker import EmbeddedBroker
 from tests import factory as f
-from tests.integration.workers import (
-    WorkerProc,
-    http_get,
-    produce,
-    settings_for,
-    unique_prefix,
-    wait_for,
-)
+from tests.integration.workers import WorkerProc, fresh_prefix, http_get, produce, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -50,8 +42,7 @@ class Target:
 @pytest.fixture(scope="module")
 def target(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     tmp = tmp_path_factory.mktemp("api-schema")
-    prefix = unique_prefix()
-    create_topics(settings_for(broker, prefix))
+    prefix = fresh_prefix(broker)
     produce(broker, prefix, [
         f.order(),
         f.registered("e-1", "d-1"), f.registered("e-2", "d-1"),

@@ -9,16 +9,14 @@ from pathlib import Path
 import pytest
 from kafka import KafkaConsumer
 
-from streams.admin import create_topics
 from streams.devtools.broker import EmbeddedBroker
 from tests import factory as f
 from tests.integration.workers import (
     WorkerProc,
+    fresh_prefix,
     metric,
     produce,
     produce_raw,
-    settings_for,
-    unique_prefix,
     wait_for,
 )
 
@@ -45,8 +43,7 @@ def _dead_letters(broker: EmbeddedBroker, topic: str, expected: int) -> list[dic
 def test_invalid_messages_go_to_dead_letters_and_valid_ones_count_once(
     broker: EmbeddedBroker, tmp_path: Path
 ) -> None:
-    prefix = unique_prefix()
-    create_topics(settings_for(broker, prefix))
+    prefix = fresh_prefix(broker)
     w = WorkerProc(broker, prefix, tmp_path / "state", log_path=tmp_path / "worker.log")
     produce(broker, prefix, [f.order()])
     w.start()

@@ -17,7 +17,13 @@ from streams.devtools.broker import EmbeddedBroker
 from streams.ops import simulate
 from streams.ops.produce import produce_file
 from streams.settings import Settings
-from tests.integration.workers import WorkerProc, settings_for, unique_prefix, wait_for
+from tests.integration.workers import (
+    WorkerProc,
+    events_counted,
+    settings_for,
+    unique_prefix,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -62,10 +68,7 @@ def test_simulated_month_api_equals_pure_fold(broker: EmbeddedBroker, tmp_path: 
 
         def caught_up() -> bool:
             # every accepted event counted by the worker: then all projections are written
-            m = w.get("/metrics").body
-            total = sum(float(line.rsplit(" ", 1)[1]) for line in m.splitlines()
-                        if line.startswith("kpi_events_total{"))
-            return total >= expected.applied
+            return events_counted(w) >= expected.applied
 
         wait_for(caught_up, timeout=240, interval=1.0, what="worker consumed the month")
 

@@ -109,7 +109,7 @@ def test_department_tickets_open_first_with_sla_state(api: Api) -> None:
 
 
 def test_lists_match_their_documented_schemas(api: Api) -> None:
-    from tests.unit.test_openapi import assert_conforms
+    from tests.unit.streams.test_openapi import assert_conforms
 
     assert_conforms("TicketList", api.get("/kpi/departments/d-1/tickets").body)
     assert_conforms("TicketList", api.get("/kpi/employees/e-1/tickets").body)

@@ -21,6 +21,7 @@ from streams.ops.replay import replay
 from streams.worker.generations import read_registry
 from tests.integration.workers import (
     WorkerProc,
+    events_counted,
     produce,
     settings_for,
     unique_prefix,
@@ -58,10 +59,7 @@ def test_retroactive_order_then_replay(broker: EmbeddedBroker, tmp_path: Path) -
         gen1 = Pipeline(live=True).apply_all(_model(d) for d in feed)
 
         def counted() -> bool:
-            m = live.get("/metrics").body
-            total = sum(float(line.rsplit(" ", 1)[1]) for line in m.splitlines()
-                        if line.startswith("kpi_events_total{"))
-            return total >= gen1.applied
+            return events_counted(live) >= gen1.applied
 
         wait_for(counted, timeout=180, interval=1.0, what="live worker consumed the month")
         employees = gen1.roster.employees()

@@ -10,18 +10,11 @@ from pathlib import Path
 import pytest
 from kafka import KafkaConsumer
 
+from processors.ticket import THRESHOLD_FRACTION
 from schemas.outputs import alert_event_id
-from streams.admin import create_topics
 from streams.devtools.broker import EmbeddedBroker
 from tests import factory as f
-from tests.integration.workers import (
-    WorkerProc,
-    metric,
-    produce,
-    settings_for,
-    unique_prefix,
-    wait_for,
-)
+from tests.integration.workers import WorkerProc, fresh_prefix, metric, produce, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -32,13 +25,25 @@ FAST = {"P1": {"first_response_minutes": 0.2, "resolution_minutes": 0.4,
 
 def _topics_with_order(broker: EmbeddedBroker, targets: dict) -> str:
     """A fresh topic prefix whose norm order (in force since yesterday) has `targets`."""
-    prefix = unique_prefix()
-    create_topics(settings_for(broker, prefix))
+    prefix = fresh_prefix(broker)
     now = datetime.now(UTC)
     produce(broker, prefix, [f.order((now - timedelta(days=1)).isoformat(),
                                      effective_from=(now - timedelta(days=2)).date().isoformat(),
                                      sla_targets=targets)])
     return prefix
+
+
+ALL_FOUR = [("first_response", "sla.breached"), ("first_response", "sla.warning"),
+            ("resolution", "sla.breached"), ("resolution", "sla.warning")]
+
+
+def _assert_on_time(alert: dict, opened_at: datetime, targets: dict[str, int]) -> None:
+    """The alert's moment is its threshold's fraction of the target (seconds) after
+    `opened_at`."""
+    moment = datetime.fromisoformat(alert["occurred_at"])
+    frac = THRESHOLD_FRACTION[alert["type"][4:]]
+    expected = float(targets[alert["target"]] * frac)
+    assert abs((moment - opened_at).total_seconds() - expected) < 0.01
 
 
 def test_short_target_warns_then_breaches_and_resolved_one_stays_quiet(
@@ -66,17 +71,12 @@ def test_short_target_warns_then_breaches_and_resolved_one_stays_quiet(
 
         wait_for(four_alerts, timeout=90, what="4 alerts for t-open")
         consumer.close()
-        kinds = sorted((a["target"], a["type"]) for _, a in alerts)
-        assert kinds == [("first_response", "sla.breached"), ("first_response", "sla.warning"),
-                         ("resolution", "sla.breached"), ("resolution", "sla.warning")]
+        assert sorted((a["target"], a["type"]) for _, a in alerts) == ALL_FOUR
         for _, a in alerts:
             assert a["ticket_id"] == "t-open" and a["priority"] == "P1"
             assert a["employee_id"] == "e-1" and a["department_id"] == "d-1"
             assert a["event_id"] == str(alert_event_id("t-open", a["target"], a["type"][4:]))
-            moment = datetime.fromisoformat(a["occurred_at"])
-            target_s = {"first_response": 12, "resolution": 24}[a["target"]]
-            frac = 0.75 if a["type"] == "sla.warning" else 1.0
-            assert abs((moment - opened_at).total_seconds() - target_s * frac) < 0.01
+            _assert_on_time(a, opened_at, {"first_response": 12, "resolution": 24})
         ticket = w.get("/tickets/t-open").body
         assert ticket["sla"]["first_response"]["state"] == "breached"
         assert w.get("/tickets/t-done").body["sla"]["resolution"]["state"] == "met"
@@ -125,14 +125,9 @@ def test_thresholds_reached_while_the_worker_was_down_alert_after_its_restart(
 
         wait_for(all_four, timeout=120, what="4 alerts for t-down")
         consumer.close()
-        kinds = sorted((a["target"], a["type"]) for a in alerts.values())
-        assert kinds == [("first_response", "sla.breached"), ("first_response", "sla.warning"),
-                         ("resolution", "sla.breached"), ("resolution", "sla.warning")]
+        assert sorted((a["target"], a["type"]) for a in alerts.values()) == ALL_FOUR
         for a in alerts.values():
-            moment = datetime.fromisoformat(a["occurred_at"])
-            target_s = {"first_response": 30, "resolution": 60}[a["target"]]
-            frac = 0.75 if a["type"] == "sla.warning" else 1.0
-            assert abs((moment - opened_at).total_seconds() - target_s * frac) < 0.01
+            _assert_on_time(a, opened_at, {"first_response": 30, "resolution": 60})
         assert metric(w.get("/metrics").body, "kpi_sla_open_breached_tickets",
                       priority="P1") == 1.0
     finally:

@@ -8,25 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from streams.admin import create_topics
 from streams.devtools.broker import EmbeddedBroker
 from tests import factory as f
-from tests.integration.workers import (
-    WorkerProc,
-    metric,
-    produce,
-    settings_for,
-    unique_prefix,
-    wait_for,
-)
+from tests.integration.workers import WorkerProc, fresh_prefix, metric, produce, wait_for
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def worker(broker: EmbeddedBroker, tmp_path: Path) -> Iterator[WorkerProc]:
-    prefix = unique_prefix()
-    create_topics(settings_for(broker, prefix))
+    prefix = fresh_prefix(broker)
     w = WorkerProc(broker, prefix, tmp_path / "state", log_path=tmp_path / "worker.log")
     produce(broker, prefix, [f.order()])
     w.start()
@@ -82,8 +73,7 @@ def test_gauges_follow_changed_employees_between_full_refreshes(
         broker: EmbeddedBroker, tmp_path: Path) -> None:
     """Only changed employees are recomputed between full refreshes (here: never after
     the first), so a change must mark its employee."""
-    prefix = unique_prefix()
-    create_topics(settings_for(broker, prefix))
+    prefix = fresh_prefix(broker)
     produce(broker, prefix, [f.order()])
     w = WorkerProc(broker, prefix, tmp_path / "state", log_path=tmp_path / "worker.log",
                    extra_env={"KPI_GAUGE_INTERVAL": "0.5", "KPI_GAUGE_FULL_REFRESH": "3600"})

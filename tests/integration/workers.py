@@ -18,6 +18,7 @@ from typing import Any
 
 from kafka import KafkaProducer
 
+from streams.admin import create_topics
 from streams.devtools.broker import EmbeddedBroker, free_port
 from streams.settings import Settings
 
@@ -133,6 +134,13 @@ def settings_for(broker: EmbeddedBroker, prefix: str, **over: Any) -> Settings:
     return Settings(brokers=broker.bootstrap, topic_prefix=prefix, partitions=2, **over)
 
 
+def fresh_prefix(broker: EmbeddedBroker) -> str:
+    """A topic prefix of this test's own, its topics created."""
+    prefix = unique_prefix()
+    create_topics(settings_for(broker, prefix))
+    return prefix
+
+
 def produce(broker: EmbeddedBroker, prefix: str, events: Iterable[dict[str, Any]]) -> int:
     """Publish input events as on the wire (topic and key from the registry)."""
     from schemas.topics import topic_for_type
@@ -165,3 +173,10 @@ def metric(text: str, name: str, **labels: str) -> float | None:
             if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
                 return float(sample.value)
     return None
+
+
+def events_counted(worker: WorkerProc) -> float:
+    """Accepted events the worker has counted (kpi_events_total over every label)."""
+    text = worker.get("/metrics").body
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("kpi_events_total{"))

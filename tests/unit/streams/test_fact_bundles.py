@@ -3,25 +3,18 @@
 from __future__ import annotations
 
 import orjson
-import pytest
 
 from projections.tickets import _fact, fact_bundle, read_facts
-from streams.worker.app import FactBundles, partition_of
+from streams.worker.tables import partition_of
+from streams.worker.tickets import FactBundles
 
 
 def test_a_bundle_reads_back_as_its_facts_in_order() -> None:
     facts = [("e-1", _fact("t-1", 3, [["2026-11-02", ["12.5", 1], 1]])),
              ('e|"odd"\\', _fact("t-2", 1, [["2026-11-02", None, 0]])),
              ("e-1", _fact("t-1", 4, [["2026-11-02", ["13", 1], 1]]))]
-    got = read_facts(None, fact_bundle(facts))
+    got = read_facts(fact_bundle(facts))
     assert got == [(emp, orjson.loads(f)) for emp, f in facts]
-
-
-def test_a_single_fact_record_is_still_read_by_its_key() -> None:
-    fact = _fact("t-1", 2, [["2026-11-02", ["1", 1], 1]])
-    assert read_facts(b"e-7", fact) == [("e-7", orjson.loads(fact))]
-    with pytest.raises(ValueError, match="key"):
-        read_facts(None, fact)
 
 
 def test_bundles_group_facts_by_their_employees_partition() -> None:
@@ -35,7 +28,7 @@ def test_bundles_group_facts_by_their_employees_partition() -> None:
     tickets: list[int] = []
     for p, value in sent:
         numbers = []
-        for emp, fact in read_facts(None, value):
+        for emp, fact in read_facts(value):
             assert partition_of(emp, 4) == p
             numbers.append(int(fact["t"][2:]))
         assert numbers == sorted(numbers)  # in the order produced
@@ -54,5 +47,5 @@ def test_a_full_bundle_is_handed_out_before_the_end_of_the_batch() -> None:
     handed += bundles.drain()
     assert len(handed) > 1
     assert all(len(v) < 1000 + len(fact) + 20 for _, v in handed)
-    emps = [emp for _, v in handed for emp, _ in read_facts(None, v)]
+    emps = [emp for _, v in handed for emp, _ in read_facts(v)]
     assert emps == [f"e-{i}" for i in range(100)]  # nothing lost, order kept

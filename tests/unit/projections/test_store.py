@@ -1,11 +1,13 @@
 """The KV contract every store behind the projectors keeps (memory, rocksdict on tmp_path,
-a Faust partition's RocksDB through `PartitionReader`), and the month read that uses its
-one-pass range read."""
+the worker's table adapter over its RocksDB store, a Faust partition's RocksDB through
+`PartitionReader`), and the month read that uses its one-pass range read."""
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -14,14 +16,48 @@ from rocksdict import Options, Rdict
 from projections.employees import EmployeeProjector, parse_period
 from projections.pipeline import Pipeline
 from projections.store import KV, BatchKV, MemoryKV, RocksKV, prefix_scan
-from streams.worker.app import PartitionReader
+from streams.settings import Settings
+from streams.worker.faustapp import build_app
+from streams.worker.tables import PartitionReader, TableKV, WorkerTables
 from tests import factory as f
 
 
-@pytest.fixture(params=["memory", "rocksdict", "batch-over-rocksdict"])
+class _AgentEvent:
+    """What an agent's event tells a table write: the partition being processed (Faust
+    keeps a weak reference to the current event in a context variable)."""
+
+    def __init__(self, partition: int) -> None:
+        self.message = SimpleNamespace(partition=partition)
+
+
+@pytest.fixture
+def table_kv(tmp_path: Path) -> Iterator[TableKV]:
+    """The adapter the worker's agents write through (streams/worker/tables.py): a Faust
+    table of the worker's app, its RocksDB store (rocksdict) in tmp_path, written inside
+    an event of partition 3 as an agent writes it."""
+    from faust.streams import _current_event
+
+    s = Settings(brokers="127.0.0.1:1", data_dir=tmp_path / "state", partitions=4)
+    tables = WorkerTables(build_app(s), s)
+    event = _AgentEvent(3)
+    token = _current_event.set(weakref.ref(event))  # type: ignore[arg-type]
+    try:
+        yield TableKV(tables.employees, direct=tables.employees_w)
+    finally:
+        _current_event.reset(token)
+        for db in list(tables.employees.data._dbs.values()):
+            db.close()
+
+
+@pytest.fixture(params=["memory", "rocksdict", "batch-over-rocksdict", "table",
+                        "batch-over-table"])
 def kv(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     if request.param == "memory":
         yield MemoryKV()
+        return
+    if request.param.endswith("table"):
+        table = request.getfixturevalue("table_kv")
+        yield table if request.param == "table" else BatchKV(table)
         return
     store = RocksKV(tmp_path / "db")
     yield store if request.param == "rocksdict" else BatchKV(store)
@@ -37,6 +73,31 @@ def test_get_put_delete(kv: Any) -> None:
     kv.delete("a")
     kv.delete("never-there")
     assert kv.get("a") is None and kv.get("a|b") == b"\x00\xff"
+    if isinstance(kv, BatchKV):
+        kv.flush()
+        assert kv.inner.get("a") is None and kv.inner.get("a|b") == b"\x00\xff"
+
+
+def test_keys_are_any_text_and_values_any_bytes(kv: Any) -> None:
+    keys = ["e|2026-11-02", "e|\u00e9|#2026-11-02|s#", "\x00orders-reconciled", "k" * 300]
+    for i, k in enumerate(keys):
+        kv.put(k, bytes([i, 0, 255]) * 3)
+    for i, k in enumerate(keys):
+        got = kv.get(k)
+        assert type(got) is bytes and got == bytes([i, 0, 255]) * 3
+
+
+def test_the_table_adapter_writes_the_events_partition_and_queues_its_changelog(
+        table_kv: TableKV) -> None:
+    table_kv.put("e-1|2026-11-02", b"v")
+    table_kv.delete("gone")
+    db = table_kv.table.data._db_for_partition(3)
+    assert bytes(db.get(b"e-1|2026-11-02")) == b"v"
+    assert table_kv.direct is not None
+    assert table_kv.direct._pending == {3: [(b"e-1|2026-11-02", b"v"), (b"gone", None)]}
+    # Read outside an agent's event, through the partition reader the API uses.
+    reader = PartitionReader(db)
+    assert reader.get("e-1|2026-11-02") == b"v" and reader.get("gone") is None
 
 
 def test_a_prefix_scan_reads_exactly_the_keys_of_the_prefix_in_order(tmp_path: Path) -> None:

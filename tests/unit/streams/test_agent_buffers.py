@@ -15,7 +15,8 @@ from typing import Any, cast
 import pytest
 
 from streams.settings import Settings
-from streams.worker.app import KpiWorker, queued_records
+from streams.worker.app import KpiWorker
+from streams.worker.edge import queued_records
 from streams.worker.fastpath import RecordBatch
 
 

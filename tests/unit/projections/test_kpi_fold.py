@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from projections.employees import parse_period
 from projections.pipeline import Pipeline
 from tests import factory as f
@@ -266,73 +264,6 @@ def test_duplicate_event_ids_change_nothing() -> None:
 
 def test_unknown_employee_is_none() -> None:
     assert fold(f.order()).employee("e-404", "2026-11") is None
-
-
-def _to_legacy(kv: Any, *, with_summaries: bool) -> None:
-    """Rewrite an employee store as a worker before 2026-12-01 wrote it: every source's
-    contribution inline in its day's value (`{"tot", "tk", "ev"}`), with or without the
-    `|sum` key beside it, and no sources or entries."""
-    days: dict[str, dict[str, Any]] = {}
-    for k in [k for k in kv.keys() if k.endswith("#")]:
-        if k.endswith("|s#"):  # "emp|#YYYY-MM-DD|s#": the inline sources
-            emp, day = k[:-15], k[-13:-3]
-            found = orjson.loads(kv.get(k))
-            legacy = days.setdefault(f"{emp}|{day}", {"tk": {}, "ev": {}})
-            legacy["tk"].update(found["tk"])
-            legacy["ev"].update(found["ev"])
-            kv.delete(k)
-            continue
-        head, size = k[:-1].rsplit("|", 1)  # "emp|#YYYY-MM-DD|kind|ident", len(ident)
-        ident = head[len(head) - int(size):]
-        head, kind = head[:len(head) - int(size) - 1].rsplit("|", 1)
-        emp, day = head[:-12], head[-10:]
-        legacy = days.setdefault(f"{emp}|{day}", {"tk": {}, "ev": {}})
-        if kind == "t":
-            legacy["tk"][ident] = orjson.loads(kv.get(k))
-        else:
-            legacy["ev"][ident] = 0
-        kv.delete(k)
-    assert days, "no sources written"
-    for key, legacy in days.items():
-        raw = kv.get(key)
-        tot = orjson.loads(raw)[0] if raw is not None else []
-        kv.put(key, orjson.dumps({"tot": tot, **legacy}))
-        if with_summaries:
-            handled = sorted(t for t, (_, c, h) in legacy["tk"].items() if h and c is not None)
-            kv.put(key + "|sum", orjson.dumps([tot, handled]))
-
-
-def test_days_written_before_entries_are_read_and_split_on_write() -> None:
-    """A store whose days hold their sources inline (before 2026-12-01), with or without
-    summary keys, answers as the store written now; events on top of it split the days
-    they touch into entries and end where a fold of everything ends; duplicates of the
-    earlier events still change nothing."""
-    from datetime import date
-
-    from streams.ops import simulate
-
-    events = [f.model(e) for e in
-              simulate.historical(employees=3, start=date(2026, 10, 1), days=12, seed=5)]
-    cut = len(events) * 2 // 3
-    periods = ["2026-10", "2026-10-02", "2026-10-09", "2026-10-12"]
-    whole = Pipeline(live=True).apply_all(events)
-    people = whole.roster.employees()
-    expected = {(e, q): whole.employee(e, q) for e in people for q in periods}
-    assert any(v is not None and v["kpi_minutes"] > 0 for v in expected.values())
-    for with_summaries in (True, False):
-        p = Pipeline(live=True).apply_all(events[:cut])
-        before = {(e, q): p.employee(e, q) for e in people for q in periods}
-        _to_legacy(p.employees_kv, with_summaries=with_summaries)
-        assert {(e, q): p.employee(e, q) for e in people for q in periods} == before
-        p.apply_all(events[cut:])
-        assert not any(k.endswith("|sum") for k in p.employees_kv.keys()
-                       if k.split("|")[-2:-1] >= ["2026-10-12"])
-        assert {(e, q): p.employee(e, q) for e in people for q in periods} == expected
-        duplicates = p.duplicates
-        p.apply_all(events[:cut])
-        once = {"norm_order.issued", "employee.registered", "employee.absent"}
-        assert p.duplicates - duplicates == sum(e.type not in once for e in events[:cut])
-        assert {(e, q): p.employee(e, q) for e in people for q in periods} == expected
 
 
 def test_a_days_values_stop_growing_with_its_calls() -> None:

@@ -30,7 +30,7 @@ from streams.ops.reference import (
 )
 from streams.settings import Settings
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 EVENTS_MD = ROOT / "docs" / "events.md"
 SETTINGS_MD = ROOT / "docs" / "settings.md"
 FIRST_EVENTS = ROOT / "docs" / "examples" / "first-events.jsonl"

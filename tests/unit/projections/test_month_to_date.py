@@ -17,7 +17,7 @@ import pytest
 from projections.employees import EmployeeProjector, Period, parse_period
 from projections.pipeline import Pipeline
 from tests import factory as f
-from tests.unit.test_store import PointReads
+from tests.unit.projections.test_store import PointReads
 
 AT = "2026-11-{:02d}T10:00:00+03:00"
 FIELDS = ("to_date_through", "kpi_minutes_to_date", "plan_minutes_to_date",

@@ -1,0 +1,96 @@
+"""The employee side: the employees agent and its store.
+
+Calls, evaluations, roster changes and this generation's employee facts come in keyed by
+employee; each batch adds their figures to the employees' days and marks what changed
+for the snapshots and gauges (outputs.py) once it is written.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import date
+from typing import Any
+
+import faust
+
+from projections.employees import EmployeeProjector
+from projections.store import BatchKV
+from projections.tickets import read_facts
+from streams.worker.edge import observe
+from streams.worker.globalstate import GlobalState
+from streams.worker.metrics import BatchObservations
+from streams.worker.outputs import Gauges, Snapshots
+from streams.worker.runtime import Runtime
+from streams.worker.tables import TableKV
+
+
+class EmployeeSide:
+    """Owns the employees store as the agent writes it."""
+
+    def __init__(self, rt: Runtime, state: GlobalState, inputs: Any) -> None:
+        self.settings = s = rt.settings
+        self.app, self.metrics, self.edge = rt.app, rt.metrics, rt.edge
+        cat, roster = state.cat, state.roster
+        self.roster = roster
+        self.tables = tables = rt.tables
+        self.loaded = state.loaded
+        self.inputs = inputs
+        self.facts_name = s.internal_topic("employee-facts")
+        self.kv = BatchKV(TableKV(tables.employees, direct=tables.employees_w))
+        self.proj = EmployeeProjector(self.kv, cat, roster, live=True)
+        # The read side (API, snapshots, gauges) reads the table directly, never the
+        # agent's uncommitted batch cache.
+        self.reader = EmployeeProjector(TableKV(tables.employees, s.partitions), cat,
+                                        roster, live=True)
+        self.snapshots: Snapshots | None = None
+        self.gauges: Gauges | None = None
+
+    def attach(self, snapshots: Snapshots, gauges: Gauges) -> None:
+        self.snapshots, self.gauges = snapshots, gauges
+        self.app.agent(self.inputs, name="employees")(self.agent)
+
+    def forget(self) -> None:
+        self.proj.forget()
+
+    async def agent(self, stream: faust.StreamT) -> None:
+        await self.edge.run_batches(stream, "employees", self.loaded, self.batch)
+
+    async def batch(self, records: list[Any]) -> None:
+        # Marked for snapshots and gauges only once written: a timer running while this
+        # batch awaits (a dead letter's send) must not read the days before they land.
+        changed: set[str] = set()
+        dirty: set[tuple[str, str]] = set()
+        seen = BatchObservations()
+        for msg in records:
+            touched: list[tuple[str, list[date]]]
+            if msg.topic == self.facts_name:
+                touched = [(emp, self.proj.apply_fact(emp, fact))
+                           for emp, fact in read_facts(bytes(msg.value))]
+            else:
+                ev = await self.edge.decode(msg)
+                if ev is None:
+                    continue
+                topic = self.edge.topic_name(msg.topic)
+                if topic == "roster":
+                    # The roster reader may lag this agent by a moment; apply here too so the
+                    # snapshot below already sees the absence or the new department.
+                    self.roster.apply(ev)
+                dup, days = self.proj.apply_event(ev)
+                if dup:
+                    self.metrics.duplicates.labels(topic).inc()
+                    continue
+                observe(seen, msg, ev, topic)
+                touched = [(ev.employee_id, days)]  # type: ignore[attr-defined]
+            for emp, days in touched:
+                changed.add(emp)
+                for d in days:
+                    dirty.add((emp, d.isoformat()))
+                    dirty.add((emp, d.isoformat()[:7]))
+        self.proj.end_batch()
+        self.kv.flush()
+        await self.tables.publish()
+        seen.flush(self.metrics, time.time())
+        if self.gauges is not None:
+            self.gauges.changed(changed)
+        if self.snapshots is not None:
+            self.snapshots.changed(dirty)
