@@ -97,9 +97,12 @@ def _strip(obj: dict[str, Any] | None) -> dict[str, Any] | None:
     return None if obj is None else {k: v for k, v in obj.items() if k not in VOLATILE}
 
 
-def _api(worker: WorkerProc, emp: str, period: str) -> dict[str, Any]:
+def _api(worker: WorkerProc, emp: str, period: str) -> dict[str, Any] | None:
+    """The served object, or None while the key's owner is rebalancing (503: retry)."""
     q = "month" if len(period) == 7 else "date"
     r = worker.get(f"/kpi/employees/{emp}?{q}={period}")
+    if r.status == 503:
+        return None
     assert r.status == 200, r.body
     body: dict[str, Any] = r.body
     return body
@@ -112,6 +115,8 @@ def _mismatches(worker: WorkerProc, fold: Pipeline, employees: Iterable[str],
     for emp in employees:
         for p in PERIODS:
             got = _api(worker, emp, p)
+            if got is None:
+                return [f"{worker.base}: {emp} {p} answered 503 (rebalancing)"]
             if got.get("generation") != generation or _strip(got) != _strip(fold.employee(emp, p)):
                 out.append(f"{emp} {p}: served {got} expected {fold.employee(emp, p)}")
                 if len(out) >= 5:
