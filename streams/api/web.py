@@ -239,6 +239,7 @@ def register_web(worker: ReadSide) -> None:
     _install_middleware(worker)
     _service_pages(worker, page)
     _figure_pages(worker, page)
+    _detail_pages(worker, page)
     # The list and page views subclass a view already bound to this worker and its tokens.
     bound = cast(type[ApiView], type("BoundApiView", (ApiView,),
                                      {"worker": worker, "tokens": tokens}))
@@ -298,7 +299,7 @@ def _service_pages(worker: ReadSide, page: Page) -> None:
 
 
 def _figure_pages(worker: ReadSide, page: Page) -> None:
-    """The figures: employees, departments, tickets (each read on the worker owning it)."""
+    """The figures of an employee and of a department (each read on the worker owning it)."""
     app, s = worker.app, worker.settings
 
     @page("/kpi/employees/{employee_id}")
@@ -344,6 +345,11 @@ def _figure_pages(worker: ReadSide, page: Page) -> None:
                 raise ApiError(503, "generation_switch", str(exc)) from None
             return self.text(to_csv(rows), content_type="text/csv", headers={
                 "Content-Disposition": f'attachment; filename="{name}"'})
+
+
+def _detail_pages(worker: ReadSide, page: Page) -> None:
+    """A ticket, and an employee's detail for another worker's department view."""
+    app, s = worker.app, worker.settings
 
     @page("/internal/employees/{employee_id}")
     class EmployeeDetail(ApiView):
