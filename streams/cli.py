@@ -10,11 +10,14 @@ import sys
 import time
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from streams.settings import Settings
+
+if TYPE_CHECKING:  # imported where used: the worker's start does not load the dev tools
+    from streams.devtools.broker import EmbeddedBroker
 
 
 class CliError(click.ClickException):
@@ -52,19 +55,25 @@ def cli(ctx: click.Context, brokers: str | None, topic_prefix: str | None,
         _fail(f"invalid settings: {str(exc).splitlines()[0]}")
 
 
-@cli.command()
-@click.option("--port", default=9092, show_default=True, type=click.IntRange(1, 65535))
-def broker(port: int) -> None:
-    """Run the embedded Kafka-compatible broker (development and tests only)."""
+def _start_broker(port: int) -> EmbeddedBroker:
+    """The embedded broker on `port`, started; a failure is one line and exit 1."""
     from streams.devtools.broker import BrokerError, EmbeddedBroker
 
-    click.echo(f"kpi broker: embedded Tansu broker on 127.0.0.1:{port}, memory storage, "
-               "for development and tests only; production uses Apache Kafka.")
     b = EmbeddedBroker(port=port)
     try:
         b.start()
     except BrokerError as exc:
         _fail(str(exc))
+    return b
+
+
+@cli.command()
+@click.option("--port", default=9092, show_default=True, type=click.IntRange(1, 65535))
+def broker(port: int) -> None:
+    """Run the embedded Kafka-compatible broker (development and tests only)."""
+    click.echo(f"kpi broker: embedded Tansu broker on 127.0.0.1:{port}, memory storage, "
+               "for development and tests only; production uses Apache Kafka.")
+    b = _start_broker(port)
     click.echo(f"ready: KPI_BROKERS=127.0.0.1:{port} (Ctrl-C stops it; all topics are lost)")
 
     def on_term(signum: int, frame: Any) -> None:
@@ -620,7 +629,7 @@ DEV_MARKER = ".kpi-dev"  # written by `kpi dev` into the state it owns, and nowh
 def dev(ctx: click.Context, employees: int, history_days: int, port: int, web_port: int,
         dev_dir: Path) -> None:
     """The demo: embedded broker (if none answers), topics, a worker and a simulated centre."""
-    from streams.devtools.broker import BrokerError, EmbeddedBroker, metadata_ready, port_open
+    from streams.devtools.broker import metadata_ready, port_open
 
     s = _settings(ctx).model_copy(update={"brokers": f"127.0.0.1:{port}",
                                           "web_port": web_port, "data_dir": dev_dir / "data"})
@@ -639,11 +648,7 @@ def dev(ctx: click.Context, employees: int, history_days: int, port: int, web_po
             click.echo(f"kpi dev: using the broker already answering on {s.brokers}")
         else:
             _fresh_dev_dir(dev_dir)
-            broker_proc = EmbeddedBroker(port=port)
-            try:
-                broker_proc.start()
-            except BrokerError as exc:
-                _fail(str(exc))
+            broker_proc = _start_broker(port)
             click.echo(f"kpi dev: started the embedded broker on {s.brokers} (development only)")
         from streams.admin import create_topics
 

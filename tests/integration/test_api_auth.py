@@ -20,7 +20,14 @@ import pytest
 from streams.api.auth import TokenStore
 from streams.devtools.broker import EmbeddedBroker
 from tests import factory as f
-from tests.integration.workers import WorkerProc, fresh_prefix, metric, produce, wait_for
+from tests.integration.workers import (
+    WorkerProc,
+    fresh_prefix,
+    metric,
+    produce,
+    role_tokens,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -82,15 +89,8 @@ def api(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> Ite
                  dept="d-1"),
     ])
     store = TokenStore(tmp / "tokens.json")
-    tokens: dict[str, str | None] = {
-        "employee": store.add("employee", employee_id="e-1")[0],
-        "manager_d1": store.add("manager", departments=["d-1"])[0],
-        "manager_d2": store.add("manager", departments=["d-2"])[0],
-        "operations": store.add("operations")[0],
-        "metrics": store.add("metrics")[0],
-        "none": None,
-        "garbage": "kpi_00000000_not-a-real-token",
-    }
+    tokens = role_tokens(store)
+    tokens["garbage"] = "kpi_00000000_not-a-real-token"
     revoked, rec = store.add("operations", label="revoked before start")
     store.revoke(rec.id)
     tokens["revoked"] = revoked

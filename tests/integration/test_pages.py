@@ -25,7 +25,14 @@ from streams.api.auth import TokenStore
 from streams.devtools.broker import EmbeddedBroker
 from tests import factory as f
 from tests.integration.test_api_auth import Api
-from tests.integration.workers import WorkerProc, produce, settings_for, unique_prefix, wait_for
+from tests.integration.workers import (
+    WorkerProc,
+    produce,
+    role_tokens,
+    settings_for,
+    unique_prefix,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -51,14 +58,7 @@ def api(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> Ite
         f.call("e-1", f"{DAY}T13:00:00+03:00"),
     ])
     store = TokenStore(tmp / "tokens.json")
-    tokens: dict[str, str | None] = {
-        "employee": store.add("employee", employee_id="e-1")[0],
-        "manager_d1": store.add("manager", departments=["d-1"])[0],
-        "manager_d2": store.add("manager", departments=["d-2"])[0],
-        "operations": store.add("operations")[0],
-        "metrics": store.add("metrics")[0],
-        "none": None,
-    }
+    tokens = role_tokens(store)
     env = {"KPI_AUTH_ENABLED": "true", "KPI_TOKENS_FILE": str(store.path)}
     w = WorkerProc(broker, prefix, tmp / "state", log_path=tmp / "worker.log", extra_env=env)
     w.start()

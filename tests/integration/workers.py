@@ -19,6 +19,7 @@ from typing import Any
 from kafka import KafkaProducer
 
 from streams.admin import create_topics
+from streams.api.auth import TokenStore
 from streams.devtools.broker import EmbeddedBroker, free_port
 from streams.settings import Settings
 
@@ -180,3 +181,15 @@ def events_counted(worker: WorkerProc) -> float:
     text = worker.get("/metrics").body
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                if line.startswith("kpi_events_total{"))
+
+
+def role_tokens(store: TokenStore) -> dict[str, str | None]:
+    """A token per role over departments d-1 and d-2 (the employee is e-1), and none."""
+    return {
+        "employee": store.add("employee", employee_id="e-1")[0],
+        "manager_d1": store.add("manager", departments=["d-1"])[0],
+        "manager_d2": store.add("manager", departments=["d-2"])[0],
+        "operations": store.add("operations")[0],
+        "metrics": store.add("metrics")[0],
+        "none": None,
+    }
