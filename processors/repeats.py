@@ -14,6 +14,7 @@ per-(employee, day) counts is what it owes the employees.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -109,13 +110,29 @@ def repeat_of(c: Contact, contacts: Iterable[Contact]) -> RepeatCharge | None:
 
 
 def repeat_charges(contacts: Iterable[Contact]) -> dict[str, RepeatCharge]:
-    """Every repeat among one customer's contacts, by the repeating contact's ticket_id."""
+    """Every repeat among one customer's contacts, by the repeating contact's ticket_id.
+
+    Equal to `repeat_of` for each contact, in O(n log n): every resolution of the customer
+    in rank order once; for a contact, the best one is the first, walking back from its
+    opening instant, that is not its own, if it is still inside the window.
+    """
     items = list(contacts)
+    ranked = sorted(((_rank(p.ticket_id, r), p, r) for p in items for r in p.resolutions),
+                    key=lambda x: x[0])
+    instants = [x[0][0] for x in ranked]
     out: dict[str, RepeatCharge] = {}
     for c in items:
-        charge = repeat_of(c, items)
-        if charge is not None:
-            out[c.ticket_id] = charge
+        w = _window(c.window_days)
+        i = bisect_right(instants, c.opened_at)
+        while i > 0:
+            i -= 1
+            _, p, r = ranked[i]
+            if c.opened_at - r.at > w:
+                break
+            if p.ticket_id != c.ticket_id:
+                out[c.ticket_id] = RepeatCharge(c.ticket_id, r.employee_id, c.opened_day,
+                                                p.ticket_id, r)
+                break
     return out
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta, timezone
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from processors.repeats import (
     Contact,
     ResolutionMark,
@@ -125,3 +128,20 @@ def test_window_defaults_to_seven() -> None:
 def test_contact_round_trips() -> None:
     c = contact("t-1", T0, res(T0, "e|1", "x"), w=3)
     assert Contact.from_dict("t-1", c.to_dict()) == c
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 40), st.lists(st.tuples(st.integers(0, 40),
+                                                                 st.sampled_from("ab")),
+                                                       max_size=3),
+                          st.integers(1, 5)), max_size=6))
+def test_the_indexed_search_equals_the_definition(
+        spec: list[tuple[int, list[tuple[int, str]], int]]) -> None:
+    """repeat_charges (sorted, bisected) gives what repeat_of (the rule as written) gives."""
+    hours = timedelta(hours=12)
+    contacts = [Contact(f"t-{i}", T0 + o * hours, (T0 + o * hours).date(), w,
+                        tuple(ResolutionMark(T0 + r * hours, eid, f"e-{i}{eid}")
+                              for r, eid in rs))
+                for i, (o, rs, w) in enumerate(spec)]
+    expected = {c.ticket_id: x for c in contacts if (x := repeat_of(c, contacts)) is not None}
+    assert repeat_charges(contacts) == expected
