@@ -31,7 +31,8 @@ def round2(x: Decimal) -> float:
 def round_fraction2(x: Fraction | int) -> float:
     """An exact fraction half-up (away from zero) to 2 decimals, without a detour through
     a finite decimal that could round it twice."""
-    cents = math.floor(abs(Fraction(x)) * 100 + Fraction(1, 2))
+    fr = x if isinstance(x, Fraction) else Fraction(int(x))
+    cents = math.floor(abs(fr) * 100 + Fraction(1, 2))
     return float(Decimal(cents if x >= 0 else -cents).scaleb(-2))
 
 
@@ -177,7 +178,7 @@ def repeat_cover_fields(c: Counters) -> dict[str, Any]:
 def department_totals(items: Sequence[tuple[Counters, int, Decimal]], *, is_month: bool,
                       calls_per_hour_target: Decimal | None,
                       sla_goal_pct: Decimal | None, extended: bool = False,
-                      pool_minutes: Fraction | Decimal | int = 0) -> dict[str, Any]:
+                      pool_minutes: Fraction | int = 0) -> dict[str, Any]:
     """Totals: summed counts and minutes, percentages from summed numerators/denominators;
     `extended`: with the v1.1 figures, the covers' exact sum and the period's pools."""
     total = Counters()
@@ -190,5 +191,5 @@ def department_totals(items: Sequence[tuple[Counters, int, Decimal]], *, is_mont
     body, _ = _common(total, handled, plan, calls_per_hour_target, sla_goal_pct)
     if extended:
         body.update(repeat_cover_fields(total))
-        body["cover_pool_minutes"] = round_fraction2(Fraction(pool_minutes))
+        body["cover_pool_minutes"] = round_fraction2(pool_minutes)
     return body

@@ -13,7 +13,7 @@ a replacement carrying the customer's version, which the employee side applies o
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +21,7 @@ import orjson
 
 from processors.counters import Counters
 from processors.repeats import Contact, repeats_by_employee_day
-from projections.store import scoped
+from projections.store import lru_put, scoped
 
 
 @dataclass(slots=True)
@@ -50,10 +50,16 @@ def repeat_fact(customer_id: str, version: int, items: list[list[Any]]) -> bytes
 class CustomerProjector:
     """Applies contact facts to customer state held in a KV store (written per batch)."""
 
-    def __init__(self, kv: Any) -> None:
+    def __init__(self, kv: Any, parsed_limit: int = 20_000) -> None:
         self.kv = kv
         self._states: dict[str, CustomerState] = {}
         self._changed: set[str] = set()
+        # Contacts decoded recently, by (customer, ticket): (version, contact). The rule
+        # re-reads every contact of a customer on each change, and decoding them all again
+        # each time cost more than the rule. A record never changes under one version, so
+        # an entry is right as long as its version is the stored one.
+        self._parsed: OrderedDict[tuple[str, str], tuple[int, Contact]] = OrderedDict()
+        self.parsed_limit = parsed_limit
 
     def _load(self, customer_id: str) -> CustomerState:
         st = self._states.get(customer_id)
@@ -88,10 +94,25 @@ class CustomerProjector:
 
     def contacts(self, customer_id: str) -> list[Contact]:
         st = self._load(customer_id)
-        return [Contact.from_dict(t, rec) for t, (_, rec) in st.contacts.items()
-                if rec is not None]
+        out: list[Contact] = []
+        for t, (version, rec) in st.contacts.items():
+            if rec is None:
+                continue
+            known = self._parsed.get((customer_id, t))
+            if known is None or known[0] != version:
+                known = (version, Contact.from_dict(t, rec))
+                lru_put(self._parsed, (customer_id, t), known, self.parsed_limit)
+            out.append(known[1])
+        return out
+
+    def forget(self) -> None:
+        """Drop the decoded contacts (after a rebalance: state may have moved under them)."""
+        self._parsed.clear()
 
     def _publish(self, customer_id: str, st: CustomerState) -> list[tuple[str, bytes]]:
+        if (sum(1 for _, rec in st.contacts.values() if rec is not None) < 2
+                and not any(st.published.values())):
+            return []  # one contact repeats nothing, and nothing is owed back
         counts = repeats_by_employee_day(self.contacts(customer_id))
         new = {f"{emp}|{d.isoformat()}": n for (emp, d), n in counts.items()}
         changed: defaultdict[str, list[list[Any]]] = defaultdict(list)

@@ -29,7 +29,7 @@ import orjson
 
 from processors.calendar import OrderCatalogue
 from processors.counters import Counters
-from processors.cover import MemberDay, cover_day
+from processors.cover import MemberDay, cover_day, exact
 from projections.roster import Roster
 from projections.store import scoped
 
@@ -121,10 +121,13 @@ class DepartmentProjector:
 
     def _publish(self, key: str, st: DepartmentDay) -> list[tuple[str, bytes]]:
         department_id, day = split_department_day(key)
-        plan = self.cat.day_plan(date.fromisoformat(day), False, self.live)
-        members = [MemberDay(e, Decimal(m), bool(a))
-                   for e, (_, m, a, member) in st.members.items() if member]
-        covers = {e: str(c) for e, c in cover_day(members, plan).covers.items()}
+        covers: dict[str, str] = {}
+        # Most department days have nobody absent: no pool, no cover, nothing to compute.
+        if any(a and member for _, _, a, member in st.members.values()):
+            plan = self.cat.day_plan(date.fromisoformat(day), False, self.live)
+            members = [MemberDay(e, Decimal(m), bool(a))
+                       for e, (_, m, a, member) in st.members.items() if member]
+            covers = {e: str(c) for e, c in cover_day(members, plan).covers.items()}
         out: list[tuple[str, bytes]] = []
         changed: list[tuple[str, str]] = []
         for e, c in covers.items():
@@ -171,5 +174,5 @@ def pool_minutes(roster: Roster, cat: OrderCatalogue, department_id: str, days: 
     for d in days:
         absent = sum(1 for e in members if d in roster.absences(e))
         if absent:
-            total += Fraction(cat.day_plan(d, False, live)) * absent
+            total += exact(cat.day_plan(d, False, live)) * absent
     return total

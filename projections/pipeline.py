@@ -64,6 +64,8 @@ class Pipeline:
                                            live=self.live, extended=self.extended)
         self.customers = CustomerProjector(self.customers_kv)
         self.departments = DepartmentProjector(self.departments_kv, self.cat, live=self.live)
+        # (employee, day) pairs changed in the current batch, summarised at its end
+        self._pending: set[tuple[str, date]] = set()
 
     def load_orders(self, events: Iterable[Event]) -> None:
         """Make orders known before anything else (a worker loads the topic first)."""
@@ -77,7 +79,9 @@ class Pipeline:
         self.end_batch()
 
     def end_batch(self) -> None:
-        """Write what the batch changed (as a worker does before it commits)."""
+        """Summarise the batch's changed days for their departments, apply the covers
+        they owe, and write what the batch changed (as a worker does before it commits)."""
+        self._flush_summaries()
         self.tickets.end_batch()
         self.employees.end_batch()
         self.customers.end_batch()
@@ -137,11 +141,21 @@ class Pipeline:
                 queue.append(self.tickets.apply_notice(orjson.loads(raw)))
 
     def _summarise(self, employee_id: str, days: Iterable[date]) -> None:
-        """Tell departments about changed days; apply the covers they owe in return (a
-        cover changes no day's kpi_minutes, so nothing more follows)."""
-        for department, summary in self.employees.summaries(employee_id, days):
-            for emp, fact in self.departments.apply_summary(department, summary):
-                self.employees.apply_fact(emp, fact, DEPARTMENT_ENTRY)
+        """Note days whose summary may have moved; they are summarised once per batch (a
+        backlog's batch changes a day many times, its department needs the last state)."""
+        self._pending.update((employee_id, d) for d in days)
+
+    def _flush_summaries(self) -> None:
+        """Tell departments about the batch's changed days; apply the covers they owe in
+        return (a cover changes no day's kpi_minutes, so nothing more follows)."""
+        by_employee: dict[str, list[date]] = {}
+        for employee_id, d in sorted(self._pending):
+            by_employee.setdefault(employee_id, []).append(d)
+        self._pending.clear()
+        for employee_id, days in by_employee.items():
+            for department, summary in self.employees.summaries(employee_id, days):
+                for emp, fact in self.departments.apply_summary(department, summary):
+                    self.employees.apply_fact(emp, fact, DEPARTMENT_ENTRY)
 
     def apply_all(self, events: Iterable[Event]) -> Pipeline:
         """Fold events in order; a replay (live=False) knows every order from the start."""

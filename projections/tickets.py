@@ -19,13 +19,14 @@ from typing import Any
 import orjson
 
 from processors.calendar import NormOrder, OrderCatalogue
-from processors.repeats import Contact, ResolutionMark
 from processors.ticket import TOPIC_OF_TYPE, Entry, Folder, TicketView, fold
 from projections.store import lru_put, scoped
 from schemas.events import Event
 from schemas.outputs import alert_event_id
 
 MERGE_NOTICE = "kpi.merge_notice"
+# What a contact record is made of: the opening, merges (absorbed: no contact), resolutions.
+_CONTACT_TYPES = frozenset({"ticket.opened", "ticket.merged", "ticket.resolved"})
 ALERT_SENT = "kpi.alert_sent"
 
 
@@ -318,7 +319,9 @@ class TicketProjector:
             out.outcomes = v.outcomes[st.outcomes_counted:]
             st.outcomes_counted = len(v.outcomes)
         out.notices = self._merge_notices(ticket_id, st, v)
-        out.contacts = self._contact_facts(ticket_id, st, cursor, v)
+        if added is None or added.type in _CONTACT_TYPES or st.contact is None:
+            # (no other kind of event changes what rule 14 reads of a ticket)
+            out.contacts = self._contact_facts(ticket_id, st, cursor, v)
         self._store(ticket_id, st)
         self._update_timer(ticket_id, v)
         return out
@@ -373,13 +376,15 @@ class TicketProjector:
         customer: str = opened.data["customer_id"]
         record = None
         if opened.data["origin"] == "manual" and v.absorbed_into is None:
-            record = Contact(
-                ticket_id, opened.ts, cursor.local(opened.ts),
-                self.cat.repeat_window_days(cursor.local(opened.ts), cursor.issued(opened.ts)),
-                tuple(sorted((ResolutionMark(e.ts, e.event_id, e.data["employee_id"])
-                              for e in st.entries if e.type == "ticket.resolved"),
-                             key=lambda r: (r.at, r.event_id))),
-            ).to_dict()
+            day = cursor.local(opened.ts)
+            resolutions = sorted((e for e in st.entries if e.type == "ticket.resolved"),
+                                 key=lambda e: (e.ts, e.event_id))
+            # `processors.repeats.Contact.to_dict`, built directly (once per opening,
+            # resolution or merge of every ticket)
+            record = {"at": opened.ts.isoformat(), "d": day.isoformat(),
+                      "w": self.cat.repeat_window_days(day, cursor.issued(opened.ts)),
+                      "r": [[e.ts.isoformat(), e.event_id, e.data["employee_id"]]
+                            for e in resolutions]}
         want = [customer, record]
         if want == st.contact:
             return []
