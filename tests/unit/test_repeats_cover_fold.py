@@ -236,3 +236,19 @@ def test_an_unregistered_employee_has_no_cover_and_feeds_no_pool() -> None:
              _work("t-1", MON, "e-1", ["reactivation"]), _work("t-9", MON, "e-9", ["reactivation"]))
     assert cover(p, "e-1", MON) == 0.0
     assert cover(p, "e-9", MON) == 0.0
+
+
+def test_a_late_earlier_opening_moves_a_contact_to_its_customer() -> None:
+    # t-2 first seen opened for c-2 (no repeat); a late `opened` of the same ticket at an
+    # earlier instant names c-1: the first opening defines the ticket, so t-2 becomes c-1's
+    # contact (a repeat of t-1), and c-2 is told it is none of its contacts any more.
+    evs = [*_first_contact(), f.opened("t-2", at(TUE, "09:00"), "e-1", customer_id="c-2"),
+           f.opened("t-3", at(TUE, "10:00"), "e-1", customer_id="c-2")]
+    p = fold(*evs)
+    assert figures(p, "e-2", TUE)[0] == 0
+    p.apply(f.model(f.resolved("t-2", at(TUE, "09:30"), "e-3")))
+    assert figures(p, "e-3", TUE)[0] == 1  # t-3 repeats t-2 within c-2
+    p.apply(f.model(f.opened("t-2", at(TUE, "08:00"), "e-1", customer_id="c-1")))
+    assert figures(p, "e-2", TUE)[0] == 1  # t-2 repeats t-1 within c-1
+    assert figures(p, "e-3", TUE)[0] == 0  # t-3 alone in c-2 now
+    assert p.customers.contacts("c-2")[0].ticket_id == "t-3"
