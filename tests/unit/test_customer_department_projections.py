@@ -26,7 +26,7 @@ from projections.employees import (
 )
 from projections.roster import Roster
 from projections.store import MemoryKV, RocksKV
-from projections.tickets import contact_fact
+from projections.tickets import TicketProjector, TicketState, contact_fact
 from schemas.events import NormOrderIssued
 from tests import factory as f
 
@@ -129,3 +129,23 @@ def test_the_employee_side_applies_each_replacement_once(kv_factory: Any) -> Non
     # the day's sources are listed for a new department's summaries
     assert ep.days_of("e-1") == ["2026-11-02"]
     assert date(2026, 11, 2) not in roster.absences("e-1")
+
+
+def test_a_ticket_stored_before_contacts_tells_its_customer_on_its_next_event() -> None:
+    """Ticket state written before contact records has none: its next event of any kind
+    sends the record (the customer side has never heard of it)."""
+    kv = MemoryKV()
+    cat = _cat()
+    tp = TicketProjector(kv, cat, live=True)
+    tp.apply_event(f.model(f.opened("t-1", "2026-11-02T10:00:00+03:00", customer_id="c-7")))
+    tp.end_batch()
+    raw = orjson.loads(kv.get("t-1") or b"")
+    del raw["k"]
+    kv.put("t-1", orjson.dumps(raw))
+    tp.forget()
+    assert TicketState.from_bytes(kv.get("t-1") or b"").contact is None
+    out = tp.apply_event(f.model(f.status("t-1", "2026-11-02T10:05:00+03:00", "in_progress")))
+    assert [(c, orjson.loads(b)["c"]["d"]) for c, b in out.contacts] == [("c-7", "2026-11-02")]
+    # and then nothing more until the record changes
+    out = tp.apply_event(f.model(f.status("t-1", "2026-11-02T10:06:00+03:00", "open")))
+    assert out.contacts == []

@@ -219,3 +219,18 @@ def test_the_folds_covers_are_the_rule_applied_to_its_own_days(
         for d in DAYS:
             c = p.employees.totals(e, parse_period(d.isoformat()))[0].cover_minutes
             assert c == expected.get((e, d.isoformat()), 0), (e, d)
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), events=feeds())
+def test_a_replay_gives_the_same_repeats_and_covers_in_any_order(
+        data: st.DataObject, events: list[dict[str, Any]]) -> None:
+    """A replay knows every order from the start (the later order governs everything it
+    covers): arrival order does not matter there either."""
+    def replay(feed: list[dict[str, Any]]) -> dict[str, Any]:
+        return snapshot(Pipeline(live=False, extended=True).apply_all(
+            f.model(e) for e in [ORDER, *feed]))
+
+    expected = replay(_time_order(events))
+    got = replay(data.draw(st.permutations(events), label="arrival order"))
+    assert got == expected, _diff(got, expected)
