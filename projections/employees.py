@@ -255,6 +255,49 @@ def _event_counters(ev: Event) -> Counters:
     return Counters()
 
 
+Sends = list[tuple[str, bytes]]
+
+
+def next_summary(employee_id: str, day: str, last: list[Any] | None, department: str | None,
+                 minutes: Decimal, absent: bool) -> tuple[list[Any] | None, Sends]:
+    """A day's summary for departments after a change: (what to remember as sent, the
+    (department_id, summary fact) to send). A day whose kpi_minutes, absence or
+    department moved since its last summary is told again with the next version; a
+    department the employee left is told they are no member that day any more; a day
+    with nothing to say (no department, or no minutes and no absence) sends nothing."""
+    if last is None and (department is None or (not absent and not minutes)):
+        return last, []
+    if last is not None and (last[1], Decimal(last[2]), last[3]) == (department, minutes,
+                                                                      absent):
+        return last, []
+    version = (last[0] if last is not None else 0) + 1
+    out: Sends = []
+    if last is not None and last[1] is not None and last[1] != department:
+        out.append((last[1], summary_fact(employee_id, day, version, Decimal(last[2]),
+                                          last[3], False)))
+    if department is not None:
+        out.append((department, summary_fact(employee_id, day, version, minutes, absent,
+                                             True)))
+    return [version, department, str(minutes), absent], out
+
+
+def stored_days(kv: Any, employee_id: str) -> set[str]:
+    """The days an employee has a day value or sources for in the store."""
+    found = prefix_scan(scoped(kv, employee_id), employee_id + "|")
+    if found is None:
+        raise TypeError("listing an employee's days needs a store that reads ranges")
+    days: set[str] = set()
+    for key, _ in found:
+        parts = split_day_key(key)
+        if parts is not None and parts[0] == employee_id:
+            days.add(parts[1])
+        elif key.endswith("|s#") and key.startswith(employee_id + "|#"):
+            day = key[len(employee_id) + 2:-3]
+            if _DAY.match(day):
+                days.add(day)
+    return days
+
+
 class EmployeeProjector:
     """Applies ticket facts and employee-keyed events; answers the employee and department API."""
 
@@ -406,34 +449,21 @@ class EmployeeProjector:
 
     def summaries(self, employee_id: str, days: Iterable[date | str]) -> list[tuple[str, bytes]]:
         """The (department_id, summary fact) owed to departments for these days of the
-        employee (rule 15): a day whose kpi_minutes, absence or department moved since its
-        last summary is told again with a new version, and a department the employee left
-        is told they are no member that day any more. Call it with the days an event
-        touched, or with `days_of` after a registration."""
+        employee (rule 15; see `next_summary`). Call it with the days an event touched,
+        or with `days_of` after a registration."""
         out: list[tuple[str, bytes]] = []
         department = self.roster.department_of(employee_id)
         absences = self.roster.absences(employee_id)
         for d in days:
             day = d if isinstance(d, str) else d.isoformat()
             key, loaded = self._load(employee_id, day)
-            src = loaded.sources
-            minutes = loaded.state.total.kpi_minutes
-            absent = date.fromisoformat(day) in absences
-            last = src.summary
-            if last is None and (department is None or (not absent and not minutes)):
-                continue  # nothing any department needs to hear
-            if last is not None and (last[1], Decimal(last[2]), last[3]) == (
-                    department, minutes, absent):
-                continue
-            version = (last[0] if last is not None else 0) + 1
-            if last is not None and last[1] is not None and last[1] != department:
-                out.append((last[1], summary_fact(employee_id, day, version,
-                                                  Decimal(last[2]), last[3], False)))
-            if department is not None:
-                out.append((department, summary_fact(employee_id, day, version, minutes,
-                                                     absent, True)))
-            src.summary = [version, department, str(minutes), absent]
-            self._dirty_sources.add(key)
+            last, sent = next_summary(employee_id, day, loaded.sources.summary, department,
+                                      loaded.state.total.kpi_minutes,
+                                      date.fromisoformat(day) in absences)
+            if sent:
+                loaded.sources.summary = last
+                self._dirty_sources.add(key)
+                out += sent
         return out
 
     def days_of(self, employee_id: str) -> list[str]:
@@ -444,18 +474,7 @@ class EmployeeProjector:
             parts = split_day_key(key)
             if parts is not None and parts[0] == employee_id:
                 days.add(parts[1])
-        found = prefix_scan(scoped(self.kv, employee_id), employee_id + "|")
-        if found is None:
-            raise TypeError("listing an employee's days needs a store that reads ranges")
-        for key, _ in found:
-            parts = split_day_key(key)
-            if parts is not None and parts[0] == employee_id:
-                days.add(parts[1])
-            elif key.endswith("|s#") and key.startswith(employee_id + "|#"):
-                day = key[len(employee_id) + 2:-3]
-                if _DAY.match(day):
-                    days.add(day)
-        return sorted(days)
+        return sorted(days | stored_days(self.kv, employee_id))
 
     # -- read side --------------------------------------------------------------------
 
