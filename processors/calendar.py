@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
+from processors.repeats import window_of
 from schemas.events import NormOrderIssued, SlaTarget
 
 _UTC_ZONE = ZoneInfo("UTC")
@@ -52,6 +53,8 @@ class NormOrder:
     work_end: time | None  # None: "24:00", the end of the day
     holidays: frozenset[date]
     extra_workdays: frozenset[date]
+    # As issued (None: the field was absent or null); `repeat_window` is what it means.
+    repeat_window_days: int | None = None
 
     @classmethod
     def from_event(cls, ev: NormOrderIssued) -> NormOrder:
@@ -73,11 +76,22 @@ class NormOrder:
             work_end=_hhmm(c.work_end),
             holidays=frozenset(c.holidays),
             extra_workdays=frozenset(c.extra_workdays),
+            repeat_window_days=ev.repeat_window_days,
         )
+
+    @property
+    def repeat_window(self) -> int:
+        """Days of the repeat-contact window this order sets (7 when it sets none)."""
+        return window_of(self.repeat_window_days)
 
     def digest(self) -> str:
         """A stable fingerprint of the whole order (across processes: sets are sorted)."""
-        return hashlib.sha256(orjson.dumps(_canon(self), option=orjson.OPT_SORT_KEYS)
+        canon = _canon(self)
+        if self.repeat_window_days is None:
+            # An order without the field keeps the fingerprint it had before the field
+            # existed: a store reconciled with it is not reconciled again for nothing.
+            del canon["repeat_window_days"]
+        return hashlib.sha256(orjson.dumps(canon, option=orjson.OPT_SORT_KEYS)
                               ).hexdigest()[:20]
 
     def with_issued_at(self, issued_at: datetime) -> NormOrder:
@@ -193,6 +207,13 @@ class OrderCatalogue:
             if o.effective_from <= d and (issued_by is None or o.issued_at <= issued_by):
                 return o
         return None
+
+    def repeat_window_days(self, d: date, issued_by: datetime | None) -> int:
+        """The repeat-contact window of a contact opened on local date d (rule 14): the
+        order in force on d among those issued by `issued_by` (live: the contact's opening
+        instant; None: a replay, every order); 7 when none is in force."""
+        order = self.in_force(d, issued_by)
+        return order.repeat_window if order is not None else window_of(None)
 
     def zone_at(self, instant: datetime, issued_by: datetime | None) -> ZoneInfo:
         """The zone of the order in force at an instant; before any, the earliest's zone."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from fractions import Fraction
 from operator import add, sub
 from typing import Any, NamedTuple
 
@@ -42,6 +43,12 @@ class Counters(NamedTuple):
     q2: int = 0
     q3: int = 0
     q4: int = 0
+    # Contract v1.1: repeat contacts charged to the employee that day (rule 14), and the
+    # day's cover (rule 15), an exact fraction of minutes: a month is the exact sum of its
+    # days. Its zero is the int 0, so that adding two counters without cover (nearly all of
+    # them) costs an int addition, not a Fraction's.
+    repeat_contacts: int = 0
+    cover_minutes: Fraction | int = 0
 
     def __add__(self, o: Counters) -> Counters:  # type: ignore[override]
         return Counters._make(map(add, self, o))
@@ -58,6 +65,8 @@ class Counters(NamedTuple):
         for i in _DECIMAL_IDX:  # only these two fields can hold a Decimal
             if isinstance(out[i], Decimal):
                 out[i] = str(out[i])
+        if isinstance(out[_COVER_IDX], Fraction):  # "p/q", or "p" for a whole number
+            out[_COVER_IDX] = str(out[_COVER_IDX])
         while out and out[-1] in (0, "0"):
             out.pop()
         return out
@@ -66,13 +75,19 @@ class Counters(NamedTuple):
     def from_list(cls, raw: list[Any]) -> Counters:
         vals: list[Any] = []
         for i, v in enumerate(raw):
-            vals.append(Decimal(v) if i in _DECIMAL_IDX else v)
+            if i in _DECIMAL_IDX:
+                vals.append(Decimal(v))
+            elif i == _COVER_IDX and isinstance(v, str):
+                vals.append(Fraction(v))
+            else:
+                vals.append(v)
         return cls(*vals)
 
 
 # Decimal fields are the ones whose default is a Decimal zero.
 _DECIMAL_IDX = frozenset(i for i, name in enumerate(Counters._fields)
                          if isinstance(Counters._field_defaults[name], Decimal))
+_COVER_IDX = Counters._fields.index("cover_minutes")
 
 
 def event_counters(ev: Event) -> Counters:

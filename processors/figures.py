@@ -3,8 +3,10 @@ bonus, objects."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from fractions import Fraction
 from typing import Any
 
 from processors.counters import Counters
@@ -25,6 +27,14 @@ def q2(x: Decimal) -> Decimal:
 
 def round2(x: Decimal) -> float:
     return float(q2(x))
+
+
+def round_fraction2(x: Fraction | int) -> float:
+    """An exact fraction half-up (away from zero) to 2 decimals, without a detour through
+    a finite decimal that could round it twice."""
+    fr = x if isinstance(x, Fraction) else Fraction(int(x))
+    cents = math.floor(abs(fr) * 100 + Fraction(1, 2))
+    return float(Decimal(cents if x >= 0 else -cents).scaleb(-2))
 
 
 def pct(num: Decimal | int, den: Decimal | int) -> float | None:
@@ -142,11 +152,15 @@ def employee_object(*, employee_id: str, department_id: str | None, period: str,
                     generation: int, c: Counters, tickets_handled: int, plan_minutes: Decimal,
                     is_month: bool, calls_per_hour_target: Decimal | None,
                     sla_goal_pct: Decimal | None,
-                    bonus_scale: Mapping[str, Decimal] | None) -> dict[str, Any]:
-    """The employee object (docs/events.md); bonus and quality only for months."""
+                    bonus_scale: Mapping[str, Decimal] | None,
+                    extended: bool = False) -> dict[str, Any]:
+    """The employee object (docs/events.md); bonus and quality only for months;
+    `extended`: with the repeat-contact and cover figures."""
     body, prod = _common(c, tickets_handled, plan_minutes, calls_per_hour_target, sla_goal_pct)
     obj: dict[str, Any] = {"employee_id": employee_id, "department_id": department_id,
                            "period": period, "generation": generation, **body}
+    if extended:
+        obj.update(repeat_cover_fields(c))
     if is_month:
         quality = quality_score(c.q1, c.q2, c.q3, c.q4)
         obj["quality_score"] = round2(quality) if quality is not None else None
@@ -154,10 +168,20 @@ def employee_object(*, employee_id: str, department_id: str | None, period: str,
     return obj
 
 
+def repeat_cover_fields(c: Counters) -> dict[str, Any]:
+    """The v1.1 figures of an employee or department object (rules 14, 15): the rate is
+    over the same object's `resolved` (dated differently, so it may exceed 100)."""
+    return {"repeat_contacts": c.repeat_contacts,
+            "repeat_contact_rate_pct": pct(c.repeat_contacts, c.resolved),
+            "cover_minutes": round_fraction2(c.cover_minutes)}
+
+
 def department_totals(items: Sequence[tuple[Counters, int, Decimal]], *, is_month: bool,
                       calls_per_hour_target: Decimal | None,
-                      sla_goal_pct: Decimal | None) -> dict[str, Any]:
-    """Totals: summed counts and minutes, percentages from summed numerators/denominators."""
+                      sla_goal_pct: Decimal | None, extended: bool = False,
+                      pool_minutes: Fraction | int = 0) -> dict[str, Any]:
+    """Totals: summed counts and minutes, percentages from summed numerators/denominators;
+    `extended`: with the v1.1 figures, the covers' exact sum and the period's pools."""
     total = Counters()
     handled = 0
     plan = Decimal(0)
@@ -166,4 +190,7 @@ def department_totals(items: Sequence[tuple[Counters, int, Decimal]], *, is_mont
         handled += h
         plan += p
     body, _ = _common(total, handled, plan, calls_per_hour_target, sla_goal_pct)
+    if extended:
+        body.update(repeat_cover_fields(total))
+        body["cover_pool_minutes"] = round_fraction2(pool_minutes)
     return body

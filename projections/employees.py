@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import calendar as _calendar
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -26,6 +26,7 @@ import orjson
 from processors.calendar import OrderCatalogue
 from processors.counters import Counters, event_counters
 from processors.figures import department_totals, employee_object, pct, round2
+from projections.departments import pool_minutes, summary_fact
 from projections.roster import Roster
 from projections.store import prefix_scan, scoped
 from schemas.events import Event
@@ -103,23 +104,47 @@ INLINE_SOURCES = 64
 class DaySources:
     """A day's inline sources: `{"tk": {ticket_id: [version, counters | None, handled]},
     "ev": {event_id: 0}}` (dicts: insertion-ordered, so a store's bytes do not depend on
-    string hashing)."""
+    string hashing), and when there are any, `"cu"` (customer_id -> the repeat contacts
+    its customer projection charged, as a ticket's `tk`), `"dp"` (department_id -> the
+    cover its department projection gave), and `"sm"`: the last summary of the day sent
+    to a department, `[version, department_id, kpi_minutes, absent]`."""
 
     tickets: dict[str, list[Any]] = field(default_factory=dict)
     events: dict[str, Any] = field(default_factory=dict)
+    customers: dict[str, list[Any]] = field(default_factory=dict)
+    departments: dict[str, list[Any]] = field(default_factory=dict)
+    summary: list[Any] | None = None
 
     def full(self) -> bool:
         """New sources go to entries (they may exist only once the inline value is full:
         it never shrinks)."""
-        return len(self.tickets) + len(self.events) >= INLINE_SOURCES
+        return (len(self.tickets) + len(self.events) + len(self.customers)
+                + len(self.departments)) >= INLINE_SOURCES
+
+    def of_kind(self, kind: str) -> dict[str, list[Any]]:
+        """The inline replacements of one kind of projection (tickets, customers,
+        departments)."""
+        if kind == TICKET_ENTRY:
+            return self.tickets
+        if kind == CUSTOMER_ENTRY:
+            return self.customers
+        return self.departments
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps({"tk": self.tickets, "ev": self.events})
+        d: dict[str, Any] = {"tk": self.tickets, "ev": self.events}
+        # (left out when empty: a day's bytes are what they were before these existed)
+        if self.customers:
+            d["cu"] = self.customers
+        if self.departments:
+            d["dp"] = self.departments
+        if self.summary is not None:
+            d["sm"] = self.summary
+        return orjson.dumps(d)
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> DaySources:
         d = orjson.loads(raw)
-        return cls(d["tk"], d["ev"])
+        return cls(d["tk"], d["ev"], d.get("cu", {}), d.get("dp", {}), d.get("sm"))
 
 
 @dataclass(slots=True)
@@ -146,9 +171,12 @@ def day_key(employee_id: str, d: date | str) -> str:
 MARKER_SUFFIX = "|"
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 # Kinds of entry: a call, rating or evaluation applied (by event_id), a ticket's
-# contribution (by ticket_id).
+# contribution (by ticket_id), a customer's repeat contacts (by customer_id), a
+# department's cover (by department_id).
 EVENT_ENTRY = "e"
 TICKET_ENTRY = "t"
+CUSTOMER_ENTRY = "c"
+DEPARTMENT_ENTRY = "d"
 _SEEN = b"1"
 
 
@@ -181,14 +209,60 @@ def split_day_key(key: str) -> tuple[str, str] | None:
     return (emp, day) if _DAY.match(day) else None
 
 
+Sends = list[tuple[str, bytes]]
+
+
+def next_summary(employee_id: str, day: str, last: list[Any] | None, department: str | None,
+                 minutes: Decimal, absent: bool) -> tuple[list[Any] | None, Sends]:
+    """A day's summary for departments after a change: (what to remember as sent, the
+    (department_id, summary fact) to send). A day whose kpi_minutes, absence or
+    department moved since its last summary is told again with the next version; a
+    department the employee left is told they are no member that day any more; a day
+    with nothing to say (no department, or no minutes and no absence) sends nothing."""
+    if last is None and (department is None or (not absent and not minutes)):
+        return last, []
+    if last is not None and (last[1], Decimal(last[2]), last[3]) == (department, minutes,
+                                                                      absent):
+        return last, []
+    version = (last[0] if last is not None else 0) + 1
+    out: Sends = []
+    if last is not None and last[1] is not None and last[1] != department:
+        out.append((last[1], summary_fact(employee_id, day, version, Decimal(last[2]),
+                                          last[3], False)))
+    if department is not None:
+        out.append((department, summary_fact(employee_id, day, version, minutes, absent,
+                                             True)))
+    return [version, department, str(minutes), absent], out
+
+
+def stored_days(kv: Any, employee_id: str) -> set[str]:
+    """The days an employee has a day value or sources for in the store."""
+    found = prefix_scan(scoped(kv, employee_id), employee_id + "|")
+    if found is None:
+        raise TypeError("listing an employee's days needs a store that reads ranges")
+    days: set[str] = set()
+    for key, _ in found:
+        parts = split_day_key(key)
+        if parts is not None and parts[0] == employee_id:
+            days.add(parts[1])
+        elif key.endswith("|s#") and key.startswith(employee_id + "|#"):
+            day = key[len(employee_id) + 2:-3]
+            if _DAY.match(day):
+                days.add(day)
+    return days
+
+
 class EmployeeProjector:
     """Applies ticket facts and employee-keyed events; answers the employee and department API."""
 
-    def __init__(self, kv: Any, cat: OrderCatalogue, roster: Roster, *, live: bool) -> None:
+    def __init__(self, kv: Any, cat: OrderCatalogue, roster: Roster, *, live: bool,
+                 extended: bool = False) -> None:
         self.kv = kv
         self.cat = cat
         self.roster = roster
         self.live = live
+        # With the v1.1 figures (repeat contacts, cover) in the objects it answers.
+        self.extended = extended
         # Employees whose marker this process knows is written (so an event costs no read
         # for it); like the store's other mirrors, dropped on a rebalance (`forget`).
         # Decoded days are deliberately not kept across batches: today's day of every seat,
@@ -245,9 +319,12 @@ class EmployeeProjector:
             self.kv.put(marker, b"1")
         self._known.add(employee_id)
 
-    def apply_fact(self, employee_id: str, raw: bytes | dict[str, Any]) -> list[date]:
+    def apply_fact(self, employee_id: str, raw: bytes | dict[str, Any],
+                   kind: str = TICKET_ENTRY) -> list[date]:
         """Apply a ticket's replacement contributions (a fact, encoded or already read from
-        a bundle, see `projections.tickets.read_facts`); returns the days that changed."""
+        a bundle, see `projections.tickets.read_facts`), or a customer's repeat contacts
+        or a department's cover (`kind`, facts of the same shape); returns the days that
+        changed."""
         fact = orjson.loads(raw) if isinstance(raw, bytes | bytearray | memoryview) else raw
         ticket_id, version = fact["t"], fact["v"]
         touched: list[date] = []
@@ -255,10 +332,11 @@ class EmployeeProjector:
         for day, clist, handled in fact["i"]:
             key, loaded = self._load(employee_id, day)
             src, st = loaded.sources, loaded.state
-            old = src.tickets.get(ticket_id)
+            inline = src.of_kind(kind)
+            old = inline.get(ticket_id)
             ekey = None
             if old is None and src.full():
-                ekey = entry_key(employee_id, day, TICKET_ENTRY, ticket_id)
+                ekey = entry_key(employee_id, day, kind, ticket_id)
                 found = self.kv.get(ekey)
                 old = orjson.loads(found) if found is not None else None
             if old is not None and old[0] > version:
@@ -266,7 +344,7 @@ class EmployeeProjector:
             same = old is not None and old[1] == clist and old[2] == handled
             if not (same and old is not None and old[0] == version):
                 if ekey is None:
-                    src.tickets[ticket_id] = [version, clist, handled]
+                    inline[ticket_id] = [version, clist, handled]
                     self._dirty_sources.add(key)
                 else:
                     self.kv.put(ekey, orjson.dumps([version, clist, handled]))
@@ -276,7 +354,9 @@ class EmployeeProjector:
                 st.total = st.total - Counters.from_list(old[1])
             if clist is not None:
                 st.total = st.total + Counters.from_list(clist)
-            if _counts_handled(clist, handled):
+            if kind != TICKET_ENTRY:
+                pass  # only tickets are handled (and a source id may equal a ticket's)
+            elif _counts_handled(clist, handled):
                 st.handled.add(ticket_id)
             else:
                 st.handled.discard(ticket_id)
@@ -312,6 +392,35 @@ class EmployeeProjector:
             loaded.state.total = loaded.state.total + c
             self._dirty.add(key)
         return False, [d]
+
+    def summaries(self, employee_id: str, days: Iterable[date | str]) -> list[tuple[str, bytes]]:
+        """The (department_id, summary fact) owed to departments for these days of the
+        employee (rule 15; see `next_summary`). Call it with the days an event touched,
+        or with `days_of` after a registration."""
+        out: list[tuple[str, bytes]] = []
+        department = self.roster.department_of(employee_id)
+        absences = self.roster.absences(employee_id)
+        for d in days:
+            day = d if isinstance(d, str) else d.isoformat()
+            key, loaded = self._load(employee_id, day)
+            last, sent = next_summary(employee_id, day, loaded.sources.summary, department,
+                                      loaded.state.total.kpi_minutes,
+                                      date.fromisoformat(day) in absences)
+            if sent:
+                loaded.sources.summary = last
+                self._dirty_sources.add(key)
+                out += sent
+        return out
+
+    def days_of(self, employee_id: str) -> list[str]:
+        """Every day the employee has figures, sources or an absence on (after a
+        registration, each is summarised again for the new department)."""
+        days = {d.isoformat() for d in self.roster.absences(employee_id)}
+        for key in self._days:  # days of this batch, not written yet
+            parts = split_day_key(key)
+            if parts is not None and parts[0] == employee_id:
+                days.add(parts[1])
+        return sorted(days | stored_days(self.kv, employee_id))
 
     # -- read side --------------------------------------------------------------------
 
@@ -413,6 +522,7 @@ class EmployeeProjector:
             calls_per_hour_target=target,
             sla_goal_pct=goal,
             bonus_scale=scale,
+            extended=self.extended,
         )
         if period.is_month and period.today is not None:
             obj.update(self.to_date(employee_id, period))
@@ -431,13 +541,16 @@ class EmployeeProjector:
         items = [(Counters.from_list(d["counters"]), d["handled"], Decimal(d["plan"]))
                  for d in details]
         target, goal, _ = self._params(period)
+        pool = (pool_minutes(self.roster, self.cat, department_id, period.days(),
+                             live=self.live) if self.extended else 0)
         return {
             "department_id": department_id,
             "period": period.text,
             "generation": generation,
             "employees": [d["employee"] for d in details],
             "totals": department_totals(items, is_month=period.is_month,
-                                        calls_per_hour_target=target, sla_goal_pct=goal),
+                                        calls_per_hour_target=target, sla_goal_pct=goal,
+                                        extended=self.extended, pool_minutes=pool),
         }
 
     def department(self, department_id: str, period: Period, generation: int) -> dict[str, Any]:

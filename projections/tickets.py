@@ -32,6 +32,8 @@ from schemas.events import Event
 from schemas.outputs import alert_event_id
 
 MERGE_NOTICE = "kpi.merge_notice"
+# What a contact record is made of: the opening, merges (absorbed: no contact), resolutions.
+_CONTACT_TYPES = frozenset({"ticket.opened", "ticket.merged", "ticket.resolved"})
 ALERT_SENT = "kpi.alert_sent"
 
 
@@ -45,6 +47,9 @@ class TicketOutput:
     facts: list[tuple[str, bytes]] = field(default_factory=list)
     # (ticket_id, notice value) for the ticket-notices topic, keyed by ticket_id
     notices: list[tuple[str, bytes]] = field(default_factory=list)
+    # (customer_id, contact fact) for the customer-contacts topic, keyed by customer_id
+    # (`contact_fact`; rule 14 needs every ticket of a customer together)
+    contacts: list[tuple[str, bytes]] = field(default_factory=list)
     # SLA outcomes decided by this record: (priority, outcome, fr seconds, res seconds)
     outcomes: list[tuple[str, str, Decimal, Decimal]] = field(default_factory=list)
     view: TicketView | None = None
@@ -65,6 +70,8 @@ class TicketState:
     # history each time cost more than the fold step (entries are immutable, appended
     # only through `add`)
     encoded: list[list[Any]] = field(default_factory=list)
+    # what our last contact fact told a customer: [customer_id, contact record | None]
+    contact: list[Any] | None = None
 
     def add(self, entry: Entry) -> None:
         self.entries.append(entry)
@@ -73,17 +80,18 @@ class TicketState:
     def to_bytes(self) -> bytes:
         if len(self.encoded) != len(self.entries):
             self.encoded = [e.to_list() for e in self.entries]
-        return orjson.dumps(
-            {
-                "v": self.version,
-                "h": self.encoded,
-                "m": {k: t.isoformat() for k, t in self.merge_ins.items()},
-                "p": self.published,
-                "o": self.outcomes_counted,
-                "a": self.alerts_sent,
-                "n": self.notice,
-            }
-        )
+        d = {
+            "v": self.version,
+            "h": self.encoded,
+            "m": {k: t.isoformat() for k, t in self.merge_ins.items()},
+            "p": self.published,
+            "o": self.outcomes_counted,
+            "a": self.alerts_sent,
+            "n": self.notice,
+        }
+        if self.contact is not None:  # (absent from tickets stored before contacts)
+            d["k"] = self.contact
+        return orjson.dumps(d)
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> TicketState:
@@ -97,6 +105,7 @@ class TicketState:
             outcomes_counted=d["o"],
             alerts_sent=d["a"],
             notice=d["n"],
+            contact=d.get("k"),
         )
 
 
@@ -317,6 +326,9 @@ class TicketProjector:
             out.outcomes = v.outcomes[st.outcomes_counted:]
             st.outcomes_counted = len(v.outcomes)
         out.notices = self._merge_notices(ticket_id, st, v)
+        if added is None or added.type in _CONTACT_TYPES or st.contact is None:
+            # (no other kind of event changes what rule 14 reads of a ticket)
+            out.contacts = self._contact_facts(ticket_id, st, cursor, v)
         self._store(ticket_id, st)
         self._update_timer(ticket_id, v)
         return out
@@ -362,6 +374,35 @@ class TicketProjector:
             ))
         return out
 
+    def _contact_facts(self, ticket_id: str, st: TicketState, cursor: Folder,
+                       v: TicketView) -> list[tuple[str, bytes]]:
+        """Tell the ticket's customer (and a former one) what rule 14 reads of it."""
+        opened = cursor.opened
+        if opened is None:
+            return []  # no customer yet: a ticket never opened is no contact
+        customer: str = opened.data["customer_id"]
+        record = None
+        if opened.data["origin"] == "manual" and v.absorbed_into is None:
+            day = cursor.local(opened.ts)
+            resolutions = sorted((e for e in st.entries if e.type == "ticket.resolved"),
+                                 key=lambda e: (e.ts, e.event_id))
+            # `processors.repeats.Contact.to_dict`, built directly (once per opening,
+            # resolution or merge of every ticket)
+            record = {"at": opened.ts.isoformat(), "d": day.isoformat(),
+                      "w": self.cat.repeat_window_days(day, cursor.issued(opened.ts)),
+                      "r": [[e.ts.isoformat(), e.event_id, e.data["employee_id"]]
+                            for e in resolutions]}
+        want = [customer, record]
+        if want == st.contact:
+            return []
+        out: list[tuple[str, bytes]] = []
+        if st.contact is not None and st.contact[0] != customer and st.contact[1] is not None:
+            out.append((st.contact[0], contact_fact(ticket_id, st.version, None)))
+        if record is not None or st.contact is not None:
+            out.append((customer, contact_fact(ticket_id, st.version, record)))
+        st.contact = want
+        return out
+
     def _merge_notices(self, ticket_id: str, st: TicketState,
                        v: TicketView) -> list[tuple[str, bytes]]:
         """Tell the survivor (and a former survivor) where our clock starts."""
@@ -390,6 +431,9 @@ class TicketProjector:
             into: str = st.notice[0]
             start = datetime.fromisoformat(st.notice[1]) if st.notice[1] else None
             out.notices.append((into, merge_notice(ticket_id, into, start)))
+        if st.contact is not None:
+            out.contacts.append((st.contact[0],
+                                 contact_fact(ticket_id, st.version, st.contact[1])))
         return out
 
 
@@ -429,6 +473,13 @@ def fact_bundle(facts: Iterable[tuple[str, bytes]]) -> bytes:
 def read_facts(value: bytes) -> list[tuple[str, dict[str, Any]]]:
     """The (employee_id, fact) pairs of an employee-facts record (a bundle)."""
     return [(emp, fact) for emp, fact in orjson.loads(value)]
+
+
+def contact_fact(ticket_id: str, version: int, record: dict[str, Any] | None) -> bytes:
+    """A ticket's contact record for its customer (`processors.repeats.Contact.to_dict`),
+    or None when the ticket is no contact (auto, absorbed, or its customer changed): a
+    versioned replacement, `{"t": ticket, "v": version, "c": record | None}`."""
+    return orjson.dumps({"t": ticket_id, "v": version, "c": record})
 
 
 def _fact(ticket_id: str, version: int, items: list[list[Any]]) -> bytes:

@@ -3,9 +3,9 @@
 For generated tickets (opened, first response, status changes incl. waiting_customer,
 decisions added, escalations and returns, resolutions, reopens, closes, merges of auto
 tickets, a second opened), feeding the events in any permutation through the live pure
-fold (Pipeline(live=True): TicketProjector and EmployeeProjector over MemoryKV) gives the
-same employee day and month objects, and the same ticket views, as feeding them in
-occurred_at order. A redelivered event_id changes nothing.
+fold (Pipeline(live=True, extended=True): every projector over MemoryKV) gives the same
+employee day and month objects (with repeat contacts and cover), and the same ticket
+views, as feeding them in occurred_at order. A redelivered event_id changes nothing.
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ def _instant(ev: dict[str, Any]) -> datetime:
 def run(events: list[dict[str, Any]]) -> Pipeline:
     """The live pure fold; norm orders are applied first (a worker loads them first)."""
     orders, rest = orders_first(events)
-    p = Pipeline(live=True)
+    p = Pipeline(live=True, extended=True)
     for o in [ORDER, *orders]:
         p.apply(f.model(o))
     for ev in rest:
@@ -178,7 +178,7 @@ def test_norm_orders_read_after_ticket_events_give_the_same_figures(
     arrival = data.draw(st.permutations(rest), label="arrival order")
     for o in [ORDER, *orders]:
         arrival.insert(data.draw(st.integers(0, len(arrival)), label="order position"), o)
-    p = Pipeline(live=True)
+    p = Pipeline(live=True, extended=True)
     for ev in arrival:
         p.apply(f.model(ev))
     got = snapshot(p, events)
@@ -387,7 +387,7 @@ def test_fold_cursors_equal_a_refold_of_the_history(data: st.DataObject,
     orders, rest = orders_first(events)
     arrival = data.draw(st.sampled_from([in_time_order(rest), rest[::-1]])
                         | st.permutations(rest), label="arrival order")
-    p = Pipeline(live=True)
+    p = Pipeline(live=True, extended=True)
     p.tickets.alerts = True  # thresholds too
     for o in [ORDER, *orders]:
         p.apply(f.model(o))
@@ -404,7 +404,7 @@ def test_fold_cursors_equal_a_refold_of_the_history(data: st.DataObject,
 
 
 def test_events_in_time_order_step_the_cursor_and_late_ones_refold() -> None:
-    p = Pipeline(live=True)
+    p = Pipeline(live=True, extended=True)
     p.apply(f.model(ORDER))
     history = [f.opened("t-1", "2026-11-02T09:00:00+03:00", "e-1", priority="P1"),
                f.first_response("t-1", "2026-11-02T09:10:00+03:00", "e-1"),

@@ -1,0 +1,151 @@
+"""The customer and department projections on both stores: versioned replacements in and
+out, so a redelivered or stale fact changes nothing, and the employee side applies each
+replacement once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+from decimal import Decimal
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from processors.calendar import NormOrder, OrderCatalogue
+from processors.counters import Counters
+from projections.customers import CustomerProjector
+from projections.departments import DepartmentProjector, summary_fact
+from projections.employees import (
+    CUSTOMER_ENTRY,
+    DEPARTMENT_ENTRY,
+    EmployeeProjector,
+    parse_period,
+)
+from projections.roster import Roster
+from projections.store import MemoryKV, RocksKV
+from projections.tickets import TicketProjector, TicketState, contact_fact
+from schemas.events import NormOrderIssued
+from tests import factory as f
+
+
+@pytest.fixture(params=["memory", "rocks"])
+def kv_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    made: list[RocksKV] = []
+
+    def make(name: str) -> Any:
+        if request.param == "memory":
+            return MemoryKV()
+        kv = RocksKV(tmp_path / name)
+        made.append(kv)
+        return kv
+
+    yield make
+    for kv in made:
+        kv.close()
+
+
+def _record(opened: str, resolutions: list[tuple[str, str, str]], w: int = 7) -> dict[str, Any]:
+    return {"at": opened, "d": opened[:10], "w": w,
+            "r": [[r, eid, emp] for r, eid, emp in resolutions]}
+
+
+def _items(out: list[tuple[str, bytes]]) -> list[tuple[str, Any]]:
+    return [(e, orjson.loads(b)["i"]) for e, b in out]
+
+
+def test_customer_stale_and_redelivered_contacts_change_nothing(kv_factory: Any) -> None:
+    cp = CustomerProjector(kv_factory("customers"))
+    p = contact_fact("t-1", 3, _record("2026-11-02T10:00:00+03:00",
+                                       [("2026-11-02T11:00:00+03:00", "a", "e-2")]))
+    c = contact_fact("t-2", 1, _record("2026-11-03T10:00:00+03:00", []))
+    assert cp.apply_contact("c-1", p) == []
+    out = cp.apply_contact("c-1", c)
+    assert _items(out) == [("e-2", [["2026-11-03", Counters(repeat_contacts=1).to_list(), 0]])]
+    cp.end_batch()
+    # redelivery: everything published, again, with the same version
+    again = cp.apply_contact("c-1", c)
+    assert again == out
+    # an older replacement of t-1 (not resolved yet) arriving late is stale
+    old_p = contact_fact("t-1", 2, _record("2026-11-02T10:00:00+03:00", []))
+    assert cp.apply_contact("c-1", old_p) == out
+    cp.end_batch()
+    # a newer one retracting t-1 (absorbed by a merge): the repeat is withdrawn
+    gone = cp.apply_contact("c-1", contact_fact("t-1", 4, None))
+    assert _items(gone) == [("e-2", [["2026-11-03", None, 0]])]
+    cp.end_batch()
+    assert orjson.loads(cp.republish("c-1")[0][1])["i"] == [["2026-11-03", None, 0]]
+
+
+def _cat(**over: Any) -> OrderCatalogue:
+    cat = OrderCatalogue()
+    ev = f.model(f.order(**over))
+    assert isinstance(ev, NormOrderIssued)
+    cat.add(NormOrder.from_event(ev))
+    return cat
+
+
+def test_department_stale_and_redelivered_summaries_change_nothing(kv_factory: Any) -> None:
+    dp = DepartmentProjector(kv_factory("departments"), _cat(daily_plan_minutes=10), live=True)
+    day = "2026-11-02"
+    absent = summary_fact("e-3", day, 1, Decimal(0), True, True)
+    worked = summary_fact("e-1", day, 2, Decimal("25"), False, True)
+    assert dp.apply_summary("d-1", absent) == []
+    out = dp.apply_summary("d-1", worked)
+    assert _items(out) == [("e-1", [[day, Counters(cover_minutes=Fraction(10)).to_list(), 0]])]
+    dp.end_batch()
+    assert dp.apply_summary("d-1", worked) == out  # redelivered: said again, same version
+    stale = summary_fact("e-1", day, 1, Decimal("99"), False, True)
+    assert dp.apply_summary("d-1", stale) == out
+    # e-1 leaves the department: cover retracted
+    left = dp.apply_summary("d-1", summary_fact("e-1", day, 3, Decimal("25"), False, False))
+    assert _items(left) == [("e-1", [[day, None, 0]])]
+
+
+def test_the_employee_side_applies_each_replacement_once(kv_factory: Any) -> None:
+    cat = _cat(daily_plan_minutes=10)
+    roster = Roster()
+    roster.apply(f.model(f.registered("e-1", "d-1")))
+    ep = EmployeeProjector(kv_factory("employees"), cat, roster, live=True, extended=True)
+    day = parse_period("2026-11-02")
+
+    def fact(version: int, c: Counters) -> bytes:
+        return orjson.dumps({"t": "d-1", "v": version, "i": [["2026-11-02", c.to_list(), 0]]})
+
+    cover = fact(2, Counters(cover_minutes=Fraction(7, 3)))
+    older = fact(1, Counters(cover_minutes=Fraction(9)))
+    repeat = fact(1, Counters(repeat_contacts=2))
+    for raw, kind in ((cover, DEPARTMENT_ENTRY), (older, DEPARTMENT_ENTRY),
+                      (cover, DEPARTMENT_ENTRY), (repeat, CUSTOMER_ENTRY),
+                      (repeat, CUSTOMER_ENTRY)):
+        ep.apply_fact("e-1", raw, kind)
+        ep.end_batch()
+    obj = ep.employee("e-1", day, 1)
+    # a customer and a department with the same id are two sources; neither is a ticket
+    assert (obj["cover_minutes"], obj["repeat_contacts"], obj["tickets_handled"]) == (
+        2.33, 2, 0)
+    # the day's sources are listed for a new department's summaries
+    assert ep.days_of("e-1") == ["2026-11-02"]
+    assert date(2026, 11, 2) not in roster.absences("e-1")
+
+
+def test_a_ticket_stored_before_contacts_tells_its_customer_on_its_next_event() -> None:
+    """Ticket state written before contact records has none: its next event of any kind
+    sends the record (the customer side has never heard of it)."""
+    kv = MemoryKV()
+    cat = _cat()
+    tp = TicketProjector(kv, cat, live=True)
+    tp.apply_event(f.model(f.opened("t-1", "2026-11-02T10:00:00+03:00", customer_id="c-7")))
+    tp.end_batch()
+    raw = orjson.loads(kv.get("t-1") or b"")
+    del raw["k"]
+    kv.put("t-1", orjson.dumps(raw))
+    tp.forget()
+    assert TicketState.from_bytes(kv.get("t-1") or b"").contact is None
+    out = tp.apply_event(f.model(f.status("t-1", "2026-11-02T10:05:00+03:00", "in_progress")))
+    assert [(c, orjson.loads(b)["c"]["d"]) for c, b in out.contacts] == [("c-7", "2026-11-02")]
+    # and then nothing more until the record changes
+    out = tp.apply_event(f.model(f.status("t-1", "2026-11-02T10:06:00+03:00", "open")))
+    assert out.contacts == []
