@@ -153,7 +153,7 @@ def employee_object(*, employee_id: str, department_id: str | None, period: str,
                     is_month: bool, calls_per_hour_target: Decimal | None,
                     sla_goal_pct: Decimal | None,
                     bonus_scale: Mapping[str, Decimal] | None,
-                    extended: bool = False) -> dict[str, Any]:
+                    extended: bool = True) -> dict[str, Any]:
     """The employee object (docs/events.md); bonus and quality only for months;
     `extended`: with the repeat-contact and cover figures."""
     body, prod = _common(c, tickets_handled, plan_minutes, calls_per_hour_target, sla_goal_pct)
@@ -178,7 +178,7 @@ def repeat_cover_fields(c: Counters) -> dict[str, Any]:
 
 def department_totals(items: Sequence[tuple[Counters, int, Decimal]], *, is_month: bool,
                       calls_per_hour_target: Decimal | None,
-                      sla_goal_pct: Decimal | None, extended: bool = False,
+                      sla_goal_pct: Decimal | None, extended: bool = True,
                       pool_minutes: Fraction | int = 0) -> dict[str, Any]:
     """Totals: summed counts and minutes, percentages from summed numerators/denominators;
     `extended`: with the v1.1 figures, the covers' exact sum and the period's pools."""

@@ -53,10 +53,9 @@ class Pipeline:
     # Events per batch in apply_all, as a worker's fetched batch: state changed within a
     # batch is written once at its end (`end_batch`), as in the worker.
     batch_size: int = 500
-    # Whether the objects answered carry the v1.1 figures (repeat contacts, cover). They
-    # are computed either way; the worker's API does not show them yet, and the objects
-    # compared with it must not either.
-    extended: bool = False
+    # Whether the objects answered carry the repeat-contact and cover figures (they are
+    # computed either way), as the worker's do.
+    extended: bool = True
 
     def __post_init__(self) -> None:
         self.tickets = TicketProjector(self.tickets_kv, self.cat, live=self.live)

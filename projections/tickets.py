@@ -457,22 +457,27 @@ def alert_event(*, ticket_id: str, target: str, kind: str, moment: datetime, pri
     }
 
 
-def fact_bundle(facts: Iterable[tuple[str, bytes]]) -> bytes:
+def fact_bundle(facts: Iterable[tuple[str, bytes]], kind: str | None = None) -> bytes:
     """Facts for several employees as one record of the employee-facts topic, all of
-    whose employees hash to the record's partition: `[[employee_id, fact], ...]`.
+    whose employees hash to the record's partition: `[[employee_id, fact], ...]`, or
+    `[[employee_id, fact, kind], ...]` for a customer's repeat contacts (kind "c") or a
+    department's cover (kind "d"), facts of the same shape as a ticket's.
 
     A worker sends one bundle per facts partition per batch instead of a record per
     fact (each record costs a trip through Faust's producer and, on the employee side,
     through the consumer). Facts are versioned replacements, so how they are grouped
     into records changes nothing; their order within a bundle is the order produced.
     """
-    return b"[" + b",".join(b"[" + orjson.dumps(emp) + b"," + fact + b"]"
+    tail = b"]" if kind is None else b"," + orjson.dumps(kind) + b"]"
+    return b"[" + b",".join(b"[" + orjson.dumps(emp) + b"," + fact + tail
                             for emp, fact in facts) + b"]"
 
 
-def read_facts(value: bytes) -> list[tuple[str, dict[str, Any]]]:
-    """The (employee_id, fact) pairs of an employee-facts record (a bundle)."""
-    return [(emp, fact) for emp, fact in orjson.loads(value)]
+def read_facts(value: bytes) -> list[tuple[str, dict[str, Any], str]]:
+    """The (employee_id, fact, kind) of an employee-facts record (a bundle); kind "t" for
+    a ticket's contributions."""
+    return [(item[0], item[1], item[2] if len(item) > 2 else "t")
+            for item in orjson.loads(value)]
 
 
 def contact_fact(ticket_id: str, version: int, record: dict[str, Any] | None) -> bytes:

@@ -130,6 +130,16 @@ class _Figures(_Strict):
     bounce_back_pct: Num | None
     calls: Calls
     csat_avg: Num | None
+    repeat_contacts: int = Field(
+        description="contacts charged as repeats: the customer came back within the window "
+                    "after a resolution by this employee")
+    repeat_contact_rate_pct: Num | None = Field(
+        description="100 * repeat_contacts / resolved (null when resolved is 0; it may "
+                    "exceed 100: a repeat is dated by the new contact, a resolution by its own"
+                    " date)")
+    cover_minutes: Num = Field(
+        description="the share of absent colleagues' plans earned by work beyond one's own "
+                    "plan")
 
 
 class _EmployeeCore(_Figures):
@@ -172,6 +182,10 @@ class EmployeeFigures(_EmployeeCore):
 
 class DepartmentTotals(_Figures):
     """Summed counts and minutes; percentages from summed numerators and denominators."""
+
+    cover_pool_minutes: Num = Field(
+        description="the plans of the period's absent members, which the department's "
+                    "cover shares out")
 
 
 class DepartmentFigures(_Strict):

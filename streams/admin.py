@@ -8,7 +8,9 @@ from streams.settings import Settings
 
 # Input topics keep full history: a replay reads them from the beginning.
 _KEEP_FOREVER = {"retention.ms": "-1", "retention.bytes": "-1"}
-INTERNAL_TOPICS = ("ticket-notices", "employee-facts")
+INTERNAL_TOPICS = ("ticket-notices", "employee-facts", "customer-contacts", "department-days")
+# The worker's tables; each has a changelog topic `<group>-<table>-changelog`.
+TABLES = ("tickets", "employees", "alert-timers", "customers", "departments")
 
 
 class BrokerUnavailable(RuntimeError):

@@ -440,7 +440,13 @@ def generations_list(ctx: click.Context) -> None:
 @click.pass_context
 def generations_prune(ctx: click.Context, yes: bool) -> None:
     """Remove the topics and local state of inactive generations."""
-    from streams.admin import BrokerUnavailable, delete_topics, list_topics
+    from streams.admin import (
+        INTERNAL_TOPICS,
+        TABLES,
+        BrokerUnavailable,
+        delete_topics,
+        list_topics,
+    )
     from streams.ops.replay import group_id
     from streams.worker.generations import read_registry, write
 
@@ -458,10 +464,10 @@ def generations_prune(ctx: click.Context, yes: bool) -> None:
     plan: dict[int, list[str]] = {}
     for g in doomed:
         gid = group_id(s, g.number)
-        names = [f"{gid}-{t}-changelog" for t in ("tickets", "employees", "alert-timers")]
+        names = [f"{gid}-{t}-changelog" for t in TABLES]
         names += [f"{gid}-__assignor-__leader"]
         names += [s.model_copy(update={"generation": g.number}).internal_topic(t)
-                  for t in ("ticket-notices", "employee-facts")]
+                  for t in INTERNAL_TOPICS]
         plan[g.number] = [n for n in names if n in existing]
     for n, names in plan.items():
         click.echo(f"generation {n}: {len(names)} topic(s), local state {s.data_dir / f'v{n}'}")

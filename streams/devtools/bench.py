@@ -60,6 +60,7 @@ from pathlib import Path
 from typing import Any
 
 from schemas.topics import INPUT_TOPICS
+from streams.admin import INTERNAL_TOPICS
 from streams.devtools.broker import BrokerError, EmbeddedBroker, free_port
 from streams.settings import Settings
 from streams.worker.memory import allocator_env, allocator_in_use
@@ -73,7 +74,7 @@ COUNTERS = ("kpi_events_total", "kpi_duplicate_events_total", "kpi_dead_letters_
 # What the bench polls (its progress and the lag histogram): a worker's full exposition
 # holds three gauges per employee, ~0.2 s to encode at 10,000 employees.
 POLLED = (*COUNTERS, *(f"{LAG_METRIC}_{s}" for s in ("bucket", "count", "sum")))
-INTERNAL = ("ticket-notices", "employee-facts")
+INTERNAL = INTERNAL_TOPICS
 APP_ID = "kpi"
 RESTART_SAMPLES = 5
 

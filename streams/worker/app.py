@@ -9,6 +9,10 @@ Topology (keys, or the partition's key, in brackets):
     calls, evaluations, roster, <gen>-employee-facts      [employee_id]
         -> employee agent (employees.py): employees table (per-day additive figures)
         -> kpi-employee snapshots, gauges (outputs.py)
+        -> <gen>-department-days [department_id]: each changed employee-day's summary
+    <gen>-customer-contacts [customer_id], <gen>-department-days [department_id]
+        -> customers and departments agents (rules.py): repeat contacts and cover, sent
+           back on <gen>-employee-facts
     norm-orders, roster, the generation registry -> read in full by every worker
        (globalstate.py, follower.py)
 
@@ -37,6 +41,7 @@ from streams.worker.memory import trim
 from streams.worker.metrics import Metrics
 from streams.worker.outputs import Gauges, Snapshots
 from streams.worker.probes import BrokerProbe, BrokerState
+from streams.worker.rules import CustomerSide, DepartmentSide
 from streams.worker.runtime import Runtime
 from streams.worker.tables import WorkerTables
 from streams.worker.tickets import TicketSide
@@ -68,6 +73,8 @@ class KpiWorker:
         self.tickets = TicketSide(rt, self.state, inputs=self.ticket_topics,
                                   input_names=self.ticket_topic_names, notices=self.notices)
         self.employees = EmployeeSide(rt, self.state, self.employee_topics)
+        self.customers = CustomerSide(rt, self.state, self.contacts)
+        self.departments = DepartmentSide(rt, self.state, self.department_days)
         self.ticket_reader = self.tickets.reader
         self.employee_reader = self.employees.reader
         self.snapshots = Snapshots(rt, self.employee_reader)
@@ -90,11 +97,16 @@ class KpiWorker:
         self.ticket_topics = app.topic(*self.ticket_topic_names, self.notices_name, **raw)
         self.employee_topics = app.topic(*self.employee_topic_names, self.facts_name, **raw)
         self.orders_topic = app.topic(s.topic("norm-orders"), **raw)
+        self.contacts = app.topic(s.internal_topic("customer-contacts"),
+                                  partitions=s.partitions, **raw)
+        self.department_days = app.topic(s.internal_topic("department-days"),
+                                         partitions=s.partitions, **raw)
         if s.fast_path:
             # `app.topic(maxsize=...)` accepts the argument but does not pass it on to the
             # Topic (faust-streaming 0.15.3), so it is set on the description itself; every
             # clone (the agent's channel and its queue) copies it.
-            for topic in (self.ticket_topics, self.employee_topics, self.orders_topic):
+            for topic in (self.ticket_topics, self.employee_topics, self.orders_topic,
+                          self.contacts, self.department_days):
                 topic.maxsize = s.buffer_batches
         self.notices = app.topic(self.notices_name, partitions=s.partitions, **raw)
         self.facts = app.topic(self.facts_name, partitions=s.partitions, **raw)
@@ -111,6 +123,8 @@ class KpiWorker:
         app.on_partitions_assigned.connect(self._forget_warm)
         self.tickets.attach()
         self.employees.attach(self.snapshots, self.gauges)
+        self.customers.attach()
+        self.departments.attach()
         self.state.attach()
         self.snapshots.attach()
         self.gauges.attach()
@@ -123,6 +137,8 @@ class KpiWorker:
                            **kwargs: Any) -> None:
         self.tickets.forget()
         self.employees.forget()
+        self.customers.forget()
+        self.departments.forget()
 
     async def _trim_heap(self) -> None:
         trim()

@@ -21,7 +21,7 @@ from streams.worker.globalstate import GlobalState
 from streams.worker.metrics import BatchObservations
 from streams.worker.outputs import Gauges, Snapshots
 from streams.worker.runtime import Runtime
-from streams.worker.tables import TableKV
+from streams.worker.tables import TableKV, partition_of
 
 
 class EmployeeSide:
@@ -36,12 +36,14 @@ class EmployeeSide:
         self.loaded = state.loaded
         self.inputs = inputs
         self.facts_name = s.internal_topic("employee-facts")
+        self.days_name = s.internal_topic("department-days")
+        self.sender = tables.sender
         self.kv = BatchKV(TableKV(tables.employees, direct=tables.employees_w))
-        self.proj = EmployeeProjector(self.kv, cat, roster, live=True)
+        self.proj = EmployeeProjector(self.kv, cat, roster, live=True, extended=True)
         # The read side (API, snapshots, gauges) reads the table directly, never the
         # agent's uncommitted batch cache.
         self.reader = EmployeeProjector(TableKV(tables.employees, s.partitions), cat,
-                                        roster, live=True)
+                                        roster, live=True, extended=True)
         self.snapshots: Snapshots | None = None
         self.gauges: Gauges | None = None
 
@@ -60,12 +62,13 @@ class EmployeeSide:
         # batch awaits (a dead letter's send) must not read the days before they land.
         changed: set[str] = set()
         dirty: set[tuple[str, str]] = set()
+        registered: set[str] = set()
         seen = BatchObservations()
         for msg in records:
             touched: list[tuple[str, list[date]]]
             if msg.topic == self.facts_name:
-                touched = [(emp, self.proj.apply_fact(emp, fact))
-                           for emp, fact in read_facts(bytes(msg.value))]
+                touched = [(emp, self.proj.apply_fact(emp, fact, kind))
+                           for emp, fact, kind in read_facts(bytes(msg.value))]
             else:
                 ev = await self.edge.decode(msg)
                 if ev is None:
@@ -81,11 +84,14 @@ class EmployeeSide:
                     continue
                 observe(seen, msg, ev, topic)
                 touched = [(ev.employee_id, days)]  # type: ignore[attr-defined]
+                if ev.type == "employee.registered":
+                    registered.add(ev.employee_id)  # type: ignore[attr-defined]
             for emp, days in touched:
                 changed.add(emp)
                 for d in days:
                     dirty.add((emp, d.isoformat()))
                     dirty.add((emp, d.isoformat()[:7]))
+        await self.summarise(dirty, registered)
         self.proj.end_batch()
         self.kv.flush()
         await self.tables.publish()
@@ -94,3 +100,19 @@ class EmployeeSide:
             self.gauges.changed(changed)
         if self.snapshots is not None:
             self.snapshots.changed(dirty)
+
+    async def summarise(self, dirty: set[tuple[str, str]], registered: set[str]) -> None:
+        """Tell departments about the batch's changed days, once per day and batch (a
+        backlog's batch changes a day many times; its department needs the last state).
+        A registration summarises every day of the employee for the new department."""
+        days: dict[str, set[str]] = {}
+        for emp, period in dirty:
+            if len(period) == 10:
+                days.setdefault(emp, set()).add(period)
+        for emp in registered:
+            days.setdefault(emp, set()).update(self.proj.days_of(emp))
+        partitions = self.settings.partitions
+        for emp in sorted(days):
+            for department, summary in self.proj.summaries(emp, sorted(days[emp])):
+                await self.sender.send(self.days_name, department.encode(), summary,
+                                       partition_of(department, partitions))

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from streams.admin import TABLES
 from streams.settings import Settings
 
-TABLES = ("tickets", "employees", "alert-timers")
 OFFSET_KEY = b"__faust\0offset__"  # where faust's RocksDB store keeps a partition's offset
 _DB_NAME = re.compile(r"^(?P<table>.+)-(?P<partition>\d+)\.db$")
 

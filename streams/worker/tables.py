@@ -1,4 +1,4 @@
-"""The worker's three tables, and the adapter that puts a Faust table behind the
+"""The worker's tables, and the adapter that puts a Faust table behind the
 projectors' KV interface (get/put/delete of bytes by string key)."""
 
 from __future__ import annotations
@@ -103,7 +103,8 @@ def rocksdb_options(s: Settings) -> dict[str, Any]:
 
 
 class WorkerTables:
-    """The tickets, employees and alert-timers tables, and their direct write path."""
+    """The tickets, employees, alert-timers, customers and departments tables, and their
+    direct write path."""
 
     def __init__(self, app: faust.App, s: Settings) -> None:
         # bytes keys and values select Faust's raw codec for the store and the changelog,
@@ -114,13 +115,18 @@ class WorkerTables:
         self.tickets = app.Table("tickets", options=rocksdb_options(s), **table_opts)
         self.employees = app.Table("employees", options=rocksdb_options(s), **table_opts)
         self.timers = app.Table("alert-timers", options=rocksdb_options(s), **table_opts)
+        # Repeat contacts by customer and cover by department day (streams/worker/rules.py).
+        self.customers = app.Table("customers", options=rocksdb_options(s), **table_opts)
+        self.departments = app.Table("departments", options=rocksdb_options(s), **table_opts)
         # Agents write their tables and hot outputs through aiokafka directly (see
         # streams/worker/changelog.py); each batch publishes its changelog records before
         # it returns, so before its offsets can be committed.
         self.sender = DirectSender(app)
         self.direct = [DirectTable(t, self.sender) for t in
-                       (self.tickets, self.timers, self.employees)]
-        self.tickets_w, self.timers_w, self.employees_w = self.direct
+                       (self.tickets, self.timers, self.employees, self.customers,
+                        self.departments)]
+        (self.tickets_w, self.timers_w, self.employees_w, self.customers_w,
+         self.departments_w) = self.direct
 
     async def publish(self) -> None:
         """Changelog records of the batch's table writes, sent before it is acknowledged."""

@@ -2,8 +2,8 @@
 
 Tickets, escalations, reopens and this generation's ticket notices come in keyed by
 ticket; each batch folds its tickets, publishes the employee facts it changed (one bundle
-per facts partition) and the notices it owes, and writes its tables' changelog before
-it returns.
+per facts partition), the notices it owes and the contact records of its customers
+(rules.py), and writes its tables' changelog before it returns.
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from faust.types import TP
 
 from processors.calendar import epoch_us
 from projections.store import BatchKV
-from projections.tickets import TicketOutput, TicketProjector, fact_bundle
+from projections.tickets import TicketOutput, TicketProjector
 from projections.timers import IndexedKV, TimerIndex
 from streams.worker.edge import observe
+from streams.worker.facts import FactBundles
 from streams.worker.globalstate import GlobalState
 from streams.worker.metrics import BatchObservations
 from streams.worker.runtime import Runtime
@@ -31,36 +32,6 @@ log = logging.getLogger("kpi.worker")
 # A key of each tickets store partition: the orders its tickets were reconciled with.
 ORDERS_MARKER = "\x00orders-reconciled"
 RECONCILE_NOTICE = "kpi.reconcile_orders"
-
-
-class FactBundles:
-    """One batch's employee facts, grouped by the facts partition of their employee.
-
-    Each bundle becomes one record (`projections.tickets.fact_bundle`); a bundle is
-    handed out for sending as soon as it reaches `limit` bytes (a norm-order reconcile
-    may re-publish a whole partition), the rest by `drain()` at the end of the batch.
-    """
-
-    def __init__(self, partitions: int, limit: int = 128 * 1024) -> None:
-        self.partitions = partitions
-        self.limit = limit
-        self._facts: dict[int, list[tuple[str, bytes]]] = {}
-        self._size: dict[int, int] = {}
-
-    def add(self, employee_id: str, fact: bytes) -> list[tuple[int, bytes]] | None:
-        p = partition_of(employee_id, self.partitions)
-        self._facts.setdefault(p, []).append((employee_id, fact))
-        size = self._size[p] = self._size.get(p, 0) + len(fact) + len(employee_id) + 8
-        if size < self.limit:
-            return None
-        self._size[p] = 0
-        return [(p, fact_bundle(self._facts.pop(p)))]
-
-    def drain(self) -> list[tuple[int, bytes]]:
-        out = [(p, fact_bundle(facts)) for p, facts in sorted(self._facts.items())]
-        self._facts.clear()
-        self._size.clear()
-        return out
 
 
 class ReadProgress:
@@ -99,6 +70,7 @@ class TicketSide:
         self.notices = notices
         self.notices_name = s.internal_topic("ticket-notices")
         self.facts_name = s.internal_topic("employee-facts")
+        self.contacts_name = s.internal_topic("customer-contacts")
         self.sender = tables.sender
         self.kv = BatchKV(TableKV(tables.tickets, direct=tables.tickets_w))
         # The alert timer scans this parsed mirror of the table, kept current by the
@@ -169,6 +141,9 @@ class TicketSide:
                 await self.send_facts(full)
         for ticket_id, notice in out.notices:
             await self.sender.send(self.notices_name, ticket_id.encode(), notice)
+        for customer_id, contact in out.contacts:
+            await self.sender.send(self.contacts_name, customer_id.encode(), contact,
+                                   partition_of(customer_id, self.settings.partitions))
         for priority, outcome, fr_s, res_s in out.outcomes:
             self.metrics.sla_tickets.labels(priority, outcome).inc()
             self.metrics.first_response_seconds.labels(priority).observe(float(fr_s))

@@ -27,7 +27,7 @@ def test_agent_queues_bound(tmp_path: Path, fast_path: bool, batches: int | None
         s = s.model_copy(update={"buffer_batches": batches})
     w = KpiWorker(s)
     agents = w.app.agents
-    assert set(agents) == {"tickets", "employees", "norm-orders"}
+    assert set(agents) == {"tickets", "employees", "customers", "departments", "norm-orders"}
     # The default bounds the fast path's queues at 8 chunks; Faust's path keeps its own.
     want = (batches or 8) if fast_path else w.app.conf.stream_buffer_maxsize
     for agent in agents.values():

@@ -5,8 +5,8 @@ from __future__ import annotations
 import orjson
 
 from projections.tickets import _fact, fact_bundle, read_facts
+from streams.worker.facts import FactBundles
 from streams.worker.tables import partition_of
-from streams.worker.tickets import FactBundles
 
 
 def test_a_bundle_reads_back_as_its_facts_in_order() -> None:
@@ -14,7 +14,12 @@ def test_a_bundle_reads_back_as_its_facts_in_order() -> None:
              ('e|"odd"\\', _fact("t-2", 1, [["2026-11-02", None, 0]])),
              ("e-1", _fact("t-1", 4, [["2026-11-02", ["13", 1], 1]]))]
     got = read_facts(fact_bundle(facts))
-    assert got == [(emp, orjson.loads(f)) for emp, f in facts]
+    assert got == [(emp, orjson.loads(f), "t") for emp, f in facts]
+
+
+def test_a_bundle_of_covers_or_repeats_names_its_kind() -> None:
+    facts = [("e-1", _fact("d-1", 2, [["2026-11-02", ["0", 0], 0]]))]
+    assert read_facts(fact_bundle(facts, "d")) == [("e-1", orjson.loads(facts[0][1]), "d")]
 
 
 def test_bundles_group_facts_by_their_employees_partition() -> None:
@@ -28,7 +33,7 @@ def test_bundles_group_facts_by_their_employees_partition() -> None:
     tickets: list[int] = []
     for p, value in sent:
         numbers = []
-        for emp, fact in read_facts(value):
+        for emp, fact, _ in read_facts(value):
             assert partition_of(emp, 4) == p
             numbers.append(int(fact["t"][2:]))
         assert numbers == sorted(numbers)  # in the order produced
@@ -47,5 +52,5 @@ def test_a_full_bundle_is_handed_out_before_the_end_of_the_batch() -> None:
     handed += bundles.drain()
     assert len(handed) > 1
     assert all(len(v) < 1000 + len(fact) + 20 for _, v in handed)
-    emps = [emp for _, v in handed for emp, _ in read_facts(v)]
+    emps = [emp for _, v in handed for emp, _, _ in read_facts(v)]
     assert emps == [f"e-{i}" for i in range(100)]  # nothing lost, order kept

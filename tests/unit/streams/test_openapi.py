@@ -47,9 +47,11 @@ counters = st.builds(
     kpi_minutes=st.decimals(0, 100_000, places=2),
     **{n: st.integers(0, 5_000) for n in (
         "unpriced_decisions", "resolved", "fcr", "met", "breached", "reopened", "escalated",
-        "escalations_returned", "calls_answered", "csat_count", "q1", "q2", "q3", "q4")},
+        "escalations_returned", "calls_answered", "csat_count", "q1", "q2", "q3", "q4",
+        "repeat_contacts")},
     handle_seconds=st.decimals(0, 10_000_000, places=1),
     csat_sum=st.integers(0, 25_000),
+    cover_minutes=st.fractions(0, 20_000, max_denominator=30),
 )
 
 

@@ -1,0 +1,38 @@
+"""Replacement facts on their way to the employee side: bundled per facts partition."""
+
+from __future__ import annotations
+
+from projections.tickets import fact_bundle
+from streams.worker.tables import partition_of
+
+
+class FactBundles:
+    """One batch's employee facts, grouped by the facts partition of their employee.
+
+    Each bundle becomes one record (`projections.tickets.fact_bundle`); a bundle is
+    handed out for sending as soon as it reaches `limit` bytes (a norm-order reconcile
+    may re-publish a whole partition), the rest by `drain()` at the end of the batch.
+    """
+
+    def __init__(self, partitions: int, limit: int = 128 * 1024,
+                 kind: str | None = None) -> None:
+        self.partitions = partitions
+        self.limit = limit
+        self.kind = kind  # None: a ticket's contributions; "c" repeats, "d" cover
+        self._facts: dict[int, list[tuple[str, bytes]]] = {}
+        self._size: dict[int, int] = {}
+
+    def add(self, employee_id: str, fact: bytes) -> list[tuple[int, bytes]] | None:
+        p = partition_of(employee_id, self.partitions)
+        self._facts.setdefault(p, []).append((employee_id, fact))
+        size = self._size[p] = self._size.get(p, 0) + len(fact) + len(employee_id) + 8
+        if size < self.limit:
+            return None
+        self._size[p] = 0
+        return [(p, fact_bundle(self._facts.pop(p), self.kind))]
+
+    def drain(self) -> list[tuple[int, bytes]]:
+        out = [(p, fact_bundle(facts, self.kind)) for p, facts in sorted(self._facts.items())]
+        self._facts.clear()
+        self._size.clear()
+        return out
