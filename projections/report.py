@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 # The figures payroll reads first; any other difference still puts a row in the report.
-_HEADLINE = ("kpi_minutes", "attainment_pct", "compliance_pct", "bonus_pct")
+_HEADLINE = ("kpi_minutes", "attainment_pct", "compliance_pct", "bonus_pct", "repeat_contacts",
+             "cover_minutes")
 
 
 def _headline(obj: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -22,7 +23,14 @@ def _headline(obj: Mapping[str, Any] | None) -> dict[str, Any]:
         "attainment_pct": obj["attainment_pct"],
         "compliance_pct": obj["sla"]["compliance_pct"],
         "bonus_pct": bonus.get("bonus_pct"),
+        "repeat_contacts": obj.get("repeat_contacts"),
+        "cover_minutes": obj.get("cover_minutes"),
     }
+
+
+def _triple(old: Mapping[str, Any], new: Mapping[str, Any],
+            name: str) -> tuple[Any, Any, float | None]:
+    return old[name], new[name], _minus(new[name], old[name])
 
 
 def _minus(a: Any, b: Any) -> float | None:
@@ -47,6 +55,12 @@ class ChangeRow:
     old_bonus_pct: float | None
     new_bonus_pct: float | None
     diff_bonus_pct: float | None
+    old_repeat_contacts: float | None
+    new_repeat_contacts: float | None
+    diff_repeat_contacts: float | None
+    old_cover_minutes: float | None
+    new_cover_minutes: float | None
+    diff_cover_minutes: float | None
     changed_fields: str
 
 
@@ -86,6 +100,7 @@ def diff(old: Mapping[tuple[str, str], Mapping[str, Any]],
             ho["compliance_pct"], hn["compliance_pct"],
             _minus(hn["compliance_pct"], ho["compliance_pct"]),
             ho["bonus_pct"], hn["bonus_pct"], _minus(hn["bonus_pct"], ho["bonus_pct"]),
+            *_triple(ho, hn, "repeat_contacts"), *_triple(ho, hn, "cover_minutes"),
             " ".join(changed),
         ))
     return rows
