@@ -256,8 +256,11 @@ class EmployeeProjector:
     """Applies ticket facts and employee-keyed events; answers the employee and department API."""
 
     def __init__(self, kv: Any, cat: OrderCatalogue, roster: Roster, *, live: bool,
-                 extended: bool = True) -> None:
+                 extended: bool = True, ranges: Any = None) -> None:
         self.kv = kv
+        # Where an employee's stored days are listed (a store that reads key ranges):
+        # the store itself, unless its writes go where ranges cannot be read back from it.
+        self.ranges = kv if ranges is None else ranges
         self.cat = cat
         self.roster = roster
         self.live = live
@@ -421,7 +424,7 @@ class EmployeeProjector:
             parts = split_day_key(key)
             if parts is not None and parts[0] == employee_id:
                 days.add(parts[1])
-        return sorted(days | stored_days(self.kv, employee_id))
+        return sorted(days | stored_days(self.ranges, employee_id))
 
     # -- read side --------------------------------------------------------------------
 

@@ -39,7 +39,10 @@ class EmployeeSide:
         self.days_name = s.internal_topic("department-days")
         self.sender = tables.sender
         self.kv = BatchKV(TableKV(tables.employees, direct=tables.employees_w))
-        self.proj = EmployeeProjector(self.kv, cat, roster, live=True, extended=True)
+        # Days are listed (after a registration) from the partition's RocksDB, which the
+        # direct writes reach at once; the batch's unwritten days are the projector's own.
+        self.proj = EmployeeProjector(self.kv, cat, roster, live=True, extended=True,
+                                      ranges=TableKV(tables.employees, s.partitions))
         # The read side (API, snapshots, gauges) reads the table directly, never the
         # agent's uncommitted batch cache.
         self.reader = EmployeeProjector(TableKV(tables.employees, s.partitions), cat,

@@ -60,6 +60,19 @@ class Metrics:
             "kpi_employee_attainment_ratio", "Attainment today (attainment_pct / 100)",
             ["employee_id", "department_id"], registry=r,
         )
+        self.employee_repeat_contacts = Gauge(
+            "kpi_employee_repeat_contacts", "Repeat contacts charged this month",
+            ["employee_id", "department_id"], registry=r,
+        )
+        self.employee_resolved = Gauge(
+            "kpi_employee_resolved_tickets",
+            "Tickets resolved this month (the denominator of the repeat-contact rate)",
+            ["employee_id", "department_id"], registry=r,
+        )
+        self.employee_cover = Gauge(
+            "kpi_employee_cover_minutes", "Cover minutes for absent colleagues this month",
+            ["employee_id", "department_id"], registry=r,
+        )
         self.employee_bonus = Gauge(
             "kpi_employee_bonus_pct", "Bonus percent this month (absent when not eligible)",
             ["employee_id", "department_id"], registry=r,

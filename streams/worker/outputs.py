@@ -161,8 +161,12 @@ class Gauges:
             set_or_remove(m.employee_attainment, labels,
                           None if d["attainment_pct"] is None else d["attainment_pct"] / 100)
             set_or_remove(m.employee_bonus, labels, mo["bonus"]["bonus_pct"])
+            m.employee_repeat_contacts.labels(*labels).set(mo["repeat_contacts"])
+            m.employee_resolved.labels(*labels).set(mo["resolved"])
+            m.employee_cover.labels(*labels).set(mo["cover_minutes"])
         for emp, labels in self._labels.items():
             if wanted.get(emp) != labels:
-                for g in (m.employee_minutes, m.employee_attainment, m.employee_bonus):
+                for g in (m.employee_minutes, m.employee_attainment, m.employee_bonus,
+                          m.employee_repeat_contacts, m.employee_resolved, m.employee_cover):
                     set_or_remove(g, labels, None)
         self._labels = wanted

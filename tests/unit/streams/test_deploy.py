@@ -573,7 +573,8 @@ def test_operations_dashboard_shows_what_operations_need():
     for needed in ("kpi_employee_attainment_ratio", "topk(", "bottomk(",
                    "kpi_sla_tickets_total", "kpi_sla_open_breached_tickets",
                    'outcome="breached"', "kpi_events_total", "kpi_dead_letters_total",
-                   "kpi_consumer_lag_messages", "kpi_event_lag_seconds_bucket"):
+                   "kpi_consumer_lag_messages", "kpi_event_lag_seconds_bucket",
+                   "kpi_employee_repeat_contacts", "kpi_employee_cover_minutes"):
         assert needed in exprs, needed
 
 
