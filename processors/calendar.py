@@ -209,7 +209,7 @@ class OrderCatalogue:
         return None
 
     def repeat_window_days(self, d: date, issued_by: datetime | None) -> int:
-        """The repeat-contact window of a contact opened on local date d (rule 14): the
+        """The repeat-contact window of a contact opened on local date d: the
         order in force on d among those issued by `issued_by` (live: the contact's opening
         instant; None: a replay, every order); 7 when none is in force."""
         order = self.in_force(d, issued_by)

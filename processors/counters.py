@@ -43,10 +43,10 @@ class Counters(NamedTuple):
     q2: int = 0
     q3: int = 0
     q4: int = 0
-    # Contract v1.1: repeat contacts charged to the employee that day (rule 14), and the
-    # day's cover (rule 15), an exact fraction of minutes: a month is the exact sum of its
-    # days. Its zero is the int 0, so that adding two counters without cover (nearly all of
-    # them) costs an int addition, not a Fraction's.
+    # Repeat contacts charged to the employee that day, and the day's cover, an exact
+    # fraction of minutes: a month is the exact sum of its days. Its zero is the int 0,
+    # so that adding two counters without cover (nearly all of them) costs an int
+    # addition, not a Fraction's.
     repeat_contacts: int = 0
     cover_minutes: Fraction | int = 0
 

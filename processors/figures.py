@@ -169,7 +169,7 @@ def employee_object(*, employee_id: str, department_id: str | None, period: str,
 
 
 def repeat_cover_fields(c: Counters) -> dict[str, Any]:
-    """The v1.1 figures of an employee or department object (rules 14, 15): the rate is
+    """The repeat-contact and cover figures of an employee or department object: the rate is
     over the same object's `resolved` (dated differently, so it may exceed 100)."""
     return {"repeat_contacts": c.repeat_contacts,
             "repeat_contact_rate_pct": pct(c.repeat_contacts, c.resolved),
@@ -181,7 +181,8 @@ def department_totals(items: Sequence[tuple[Counters, int, Decimal]], *, is_mont
                       sla_goal_pct: Decimal | None, extended: bool = True,
                       pool_minutes: Fraction | int = 0) -> dict[str, Any]:
     """Totals: summed counts and minutes, percentages from summed numerators/denominators;
-    `extended`: with the v1.1 figures, the covers' exact sum and the period's pools."""
+    `extended`: with the repeat-contact and cover figures, the covers' exact sum and the
+    period's pools."""
     total = Counters()
     handled = 0
     plan = Decimal(0)

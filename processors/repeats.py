@@ -44,7 +44,7 @@ class ResolutionMark:
 
 @dataclass(frozen=True, slots=True)
 class Contact:
-    """What rule 14 reads of one contact: its opening, its window, its resolutions."""
+    """What the repeat rule reads of one contact: its opening, its window, its resolutions."""
 
     ticket_id: str
     opened_at: datetime

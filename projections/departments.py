@@ -166,7 +166,7 @@ def _cover_list(cover: str) -> list[Any] | None:
 
 def pool_minutes(roster: Roster, cat: OrderCatalogue, department_id: str, days: Iterable[date],
                  *, live: bool) -> Fraction:
-    """The sum of a department's pools over days (rule 15): for each member absent on a
+    """The sum of a department's pools over days: for each member absent on a
     day, the plan they would have had. Every worker holds the roster and the orders, so
     the read side computes it without the department's state."""
     total = Fraction(0)

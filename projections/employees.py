@@ -399,7 +399,7 @@ class EmployeeProjector:
 
     def summaries(self, employee_id: str, days: Iterable[date | str]) -> list[tuple[str, bytes]]:
         """The (department_id, summary fact) owed to departments for these days of the
-        employee (rule 15; see `next_summary`). Call it with the days an event touched,
+        employee (the cover rule; see `next_summary`). Call it with the days an event touched,
         or with `days_of` after a registration."""
         out: list[tuple[str, bytes]] = []
         department = self.roster.department_of(employee_id)

@@ -48,7 +48,7 @@ class TicketOutput:
     # (ticket_id, notice value) for the ticket-notices topic, keyed by ticket_id
     notices: list[tuple[str, bytes]] = field(default_factory=list)
     # (customer_id, contact fact) for the customer-contacts topic, keyed by customer_id
-    # (`contact_fact`; rule 14 needs every ticket of a customer together)
+    # (`contact_fact`; a repeat needs every ticket of a customer together)
     contacts: list[tuple[str, bytes]] = field(default_factory=list)
     # SLA outcomes decided by this record: (priority, outcome, fr seconds, res seconds)
     outcomes: list[tuple[str, str, Decimal, Decimal]] = field(default_factory=list)
@@ -327,7 +327,7 @@ class TicketProjector:
             st.outcomes_counted = len(v.outcomes)
         out.notices = self._merge_notices(ticket_id, st, v)
         if added is None or added.type in _CONTACT_TYPES or st.contact is None:
-            # (no other kind of event changes what rule 14 reads of a ticket)
+            # (no other kind of event changes what the repeat rule reads of a ticket)
             out.contacts = self._contact_facts(ticket_id, st, cursor, v)
         self._store(ticket_id, st)
         self._update_timer(ticket_id, v)
@@ -376,7 +376,7 @@ class TicketProjector:
 
     def _contact_facts(self, ticket_id: str, st: TicketState, cursor: Folder,
                        v: TicketView) -> list[tuple[str, bytes]]:
-        """Tell the ticket's customer (and a former one) what rule 14 reads of it."""
+        """Tell the ticket's customer (and a former one) what the repeat rule reads of it."""
         opened = cursor.opened
         if opened is None:
             return []  # no customer yet: a ticket never opened is no contact

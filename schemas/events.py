@@ -159,7 +159,7 @@ class NormOrderIssued(Event):
     calls_per_hour_target: Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
     calendar: CalendarSpec
     bonus_scale: dict[str, NonNegDecimal]
-    # Days of the repeat-contact window (v1.1); absent or null means 7. A strict int: 7.0,
+    # Days of the repeat-contact window; absent or null means 7. A strict int: 7.0,
     # "7" and true are wrong types, not 7.
     repeat_window_days: Annotated[int, Field(ge=1)] | None = None
 

@@ -33,8 +33,9 @@ VOLATILE = ("generation", "to_date_through", "kpi_minutes_to_date", "plan_minute
 
 
 def _busy(ticket: str, hour: str, emp: str, customer: str) -> dict[str, Any]:
-    # 45 reactivations = 562.5 minutes: beyond a 480-minute plan
-    return f.opened(ticket, AT.format(hour), emp, decisions=["reactivation"] * 45,
+    # 100 reactivations = 1,250 minutes: 770 beyond a 480-minute plan, so that the two
+    # busy employees' excess (1,540) exceeds one absent colleague's pool (480) but not two
+    return f.opened(ticket, AT.format(hour), emp, decisions=["reactivation"] * 100,
                     customer_id=customer)
 
 
@@ -137,18 +138,20 @@ def test_repeats_and_cover_equal_the_fold_and_follow_late_events(
         produce(broker, prefix, late)
         _serves([a, b], fold2, "late merge, absence and contact revise them")
 
+        keys = ("repeat_contacts", "cover_minutes", "kpi_minutes")
+        revised = [(emp, p) for emp in EMPLOYEES for p in PERIODS
+                   if (fold2.employee(emp, p) or {}).get("repeat_contacts") is not None
+                   and any((fold1.employee(emp, p) or {}).get(k)
+                           != fold2.employee(emp, p)[k] for k in keys)]  # type: ignore[index]
+        # the merge, the late absence and the new contact revise both employees' days
+        assert {("e-1", "2026-10-08"), ("e-2", "2026-10-08"), ("e-1", DAY)} <= set(revised)
+
         def snapshots_follow() -> bool:
             snaps = _latest_snapshots(s)
-            for emp in EMPLOYEES:
-                for p in PERIODS:
-                    want = fold2.employee(emp, p)
-                    got = snaps.get((emp, p))
-                    if want is None:
-                        continue
-                    if got is None or any(got.get(k) != want[k] for k in
-                                          ("repeat_contacts", "cover_minutes", "kpi_minutes")):
-                        return False
-            return True
+            return all(snaps.get(ep) is not None
+                       and all(snaps[ep].get(k) == fold2.employee(*ep)[k]  # type: ignore[index]
+                               for k in keys)
+                       for ep in revised)
 
         wait_for(snapshots_follow, timeout=60, interval=1.0,
                  what="kpi-employee snapshots carry the revised figures")

@@ -164,6 +164,9 @@ def employee_fragment(m: Mapping[str, Any], days: Sequence[Mapping[str, Any]],
         _fig_row("CSAT", field(m, "csat_avg")),
         _fig_row("Quality score", field(m, "quality_score")),
         _fig_row("Tickets handled", field(m, "tickets_handled")),
+        _fig_row("Repeat contacts", field(m, "repeat_contacts"),
+                 f'{field(m, "repeat_contact_rate_pct", "%")} of resolved'),
+        _fig_row("Cover for absent colleagues", field(m, "cover_minutes", "min")),
     ])
     b = m.get("bonus") or {}
     bonus_rows = "".join(_fig_row(escape(k), field(m, f"bonus.{k}")) for k in b)
@@ -190,6 +193,7 @@ EMP_COLUMNS: tuple[tuple[str, str], ...] = (
     ("attainment_pct", "Attainment %"), ("sla.compliance_pct", "SLA %"),
     ("fcr_pct", "FCR %"), ("calls.calls_per_hour", "Calls/h"),
     ("calls.aht_seconds", "AHT s"), ("csat_avg", "CSAT"),
+    ("repeat_contact_rate_pct", "Repeat %"), ("cover_minutes", "Cover min"),
 )
 MONTH_COLUMNS = (("quality_score", "Quality"), ("bonus.bonus_pct", "Bonus %"))
 

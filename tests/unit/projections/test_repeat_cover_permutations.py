@@ -1,12 +1,12 @@
-"""Arrival order and redelivery never change repeat contacts or cover (rules 14, 15).
+"""Arrival order and redelivery never change repeat contacts or cover.
 
 Generated feeds mix tickets of two customers (manual and auto openings, resolutions,
 reopens, merges that absorb contacts, decisions that make minutes), registrations (an
 employee may move to another department and back), absences, and maybe an order issued in
 the middle of the events that changes the repeat window and the daily plan. Feeding them
 in any permutation through the live pure fold gives the same employee objects (day and
-month, with the v1.1 figures) and department objects as feeding them in time order; a
-redelivered event changes nothing.
+month, with the repeat-contact and cover figures) and department objects as feeding them
+in time order; a redelivered event changes nothing.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ def figures(p: Pipeline, e: str, period: str) -> tuple[Any, ...]:
     return o["repeat_contacts"], o["resolved"], o["repeat_contact_rate_pct"]
 
 
-# -- rule 14 -----------------------------------------------------------------------------
+# -- repeat contacts -----------------------------------------------------------------------------
 
 
 def _first_contact() -> list[dict[str, Any]]:
@@ -128,7 +128,7 @@ def test_a_retroactive_window_counts_only_through_a_replay() -> None:
     assert figures(fold(*evs, live=False), "e-2", "2026-11-05")[0] == 0
 
 
-# -- rule 15 -----------------------------------------------------------------------------
+# -- cover --------------------------------------------------------------------------------
 
 # plan 10 minutes a day; decisions: tariff_change 6, reactivation 12.5, router_reboot 3
 SMALL = f.order(daily_plan_minutes=10)
