@@ -357,8 +357,15 @@ def produce(ctx: click.Context, file: Path) -> None:
               help="Where the change report (CSV and JSON) is written.")
 @click.option("--timeout", default=3600, show_default=True, type=click.IntRange(10),
               help="Give up (the live generation keeps serving) after this many seconds.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Building workers on this machine, one consumer group (up to the "
+                   "partition count do work).")
+@click.option("--max-restarts", default=3, show_default=True, type=click.IntRange(0),
+              help="Building workers that die are replaced this many times in all; one "
+                   "more death fails the replay (the live generation keeps serving).")
 @click.pass_context
-def replay(ctx: click.Context, report_dir: Path, timeout: int) -> None:
+def replay(ctx: click.Context, report_dir: Path, timeout: int, workers: int,
+           max_restarts: int) -> None:
     """Rebuild history into a new generation, switch to it, report what changed."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -386,7 +393,9 @@ def replay(ctx: click.Context, report_dir: Path, timeout: int) -> None:
 
         try:
             result = run_replay(s, report_dir, timeout_s=timeout, on_progress=progress,
-                                log_path=log_path)
+                                log_path=log_path, workers=workers,
+                                max_restarts=max_restarts,
+                                on_line=lambda line: click.echo(line, err=True))
         except ReplayError as exc:
             _fail(f"replay failed: {exc} (worker log: {log_path})")
         except BrokerUnavailable as exc:
@@ -747,10 +756,13 @@ def _stop_in_order(procs: list[tuple[str, subprocess.Popen[bytes]]],
 @click.option("--only", "only", metavar="PHASES",
               help="Comma-separated phases to run (default: all): pure-fold, plain, "
                    "pass-through, naive, ours, replay.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Also replay with this many building workers, after the one-worker "
+                   "replay, and report the scaling and the CPU per event of each.")
 def bench(events: int, bench_brokers: str | None, partitions: int, timeout: int,
           live_rate: float, live_seconds: float, no_replay: bool, json_path: Path | None,
           work_dir: Path | None, keep: bool, bench_employees: int | None,
-          only: str | None) -> None:
+          only: str | None, workers: int) -> None:
     """Measure our worker against a plain consumer and Faust baselines (docs/performance.md)."""
     from streams.devtools.bench import PHASES, BenchConfig, BenchError
     from streams.devtools.bench import main as run_bench
@@ -769,7 +781,7 @@ def bench(events: int, bench_brokers: str | None, partitions: int, timeout: int,
     cfg = BenchConfig(events=events, brokers=bench_brokers, partitions=partitions,
                       timeout=float(timeout), live_rate=live_rate, live_seconds=live_seconds,
                       work_dir=work_dir, keep=keep,
-                      employees=bench_employees, phases=phases)
+                      employees=bench_employees, phases=phases, workers=workers)
     try:
         run_bench(cfg, json_path)
     except BenchError as exc:

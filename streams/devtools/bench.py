@@ -105,6 +105,8 @@ class BenchConfig:
     phases: frozenset[str] = frozenset(PHASES)
     work_dir: Path | None = None
     keep: bool = False
+    # Building workers of a second replay, beside the first one's single worker (1: none)
+    workers: int = 1
     interactive: bool = field(default_factory=lambda: sys.stderr.isatty())
 
 
@@ -884,16 +886,18 @@ def _live(run: _Run, base: str, counted: int, alive: Callable[[], None]) -> dict
 # -- 5. replay --------------------------------------------------------------------------------
 
 
-def replay_phase(run: _Run) -> dict[str, Any]:
+def replay_phase(run: _Run, workers: int = 1) -> dict[str, Any]:
     from streams.ops.replay import ReplayError, group_id, replay
 
     cfg = run.cfg
     s = run.settings()
     ends = highwaters(run.bootstrap, run.inputs)
     total = sum(ends.values())
-    log_path = run.dir / "replay-worker.log"
+    log_path = run.dir / f"replay-{workers}-workers.log"
     first: list[float] = []
-    with Meter("replay into generation 2", total, cfg.interactive) as m:
+    broker_cpu = _cpu_seconds(run.broker_pid)
+    label = "replay" + (f" with {workers} workers" if workers > 1 else "")
+    with Meter(label, total, cfg.interactive) as m:
 
         def progress(done: int, _reported_total: int) -> None:
             if done and not first:
@@ -903,7 +907,8 @@ def replay_phase(run: _Run) -> dict[str, Any]:
         t0 = time.time()
         try:
             result = replay(s, run.dir / "reports", timeout_s=cfg.timeout,
-                            on_progress=progress, log_path=log_path)
+                            on_progress=progress, log_path=log_path, workers=workers,
+                            max_restarts=0, on_line=_say)
         except ReplayError as exc:
             raise BenchError(f"replay: {exc} (log: {log_path})") from exc
         wall = time.time() - t0
@@ -920,7 +925,24 @@ def replay_phase(run: _Run) -> dict[str, Any]:
             "processed": processed, "reported_events": result.events,
             "generation": result.new_generation, "changed_rows": len(result.rows),
             "first_progress_after_s": round(first[0] - t0, 3) if first else None,
-            "wall_s": round(wall, 3)}
+            "wall_s": round(wall, 3), "workers": workers,
+            **_replay_cpu(result.worker_cpu_seconds, total, broker_cpu, run.broker_pid)}
+
+
+def _replay_cpu(workers: list[float | None] | None, events: int, broker_before: float | None,
+                broker_pid: int | None) -> dict[str, Any]:
+    """CPU seconds per event of each building worker (whole run) and of the broker: with
+    more workers the aggregate rate is bounded by the cores, but the CPU an event costs a
+    worker should not grow."""
+    broker_after = _cpu_seconds(broker_pid)
+    broker = (None if broker_before is None or broker_after is None
+              else broker_after - broker_before)
+    per_worker = [None if c is None else round(c, 2) for c in workers or []]
+    known = [c for c in per_worker if c is not None]
+    return {"cpu_workers_s": per_worker,
+            "cpu_us_per_event_workers": round(1e6 * sum(known) / events, 1) if known else None,
+            "cpu_broker_s": None if broker is None else round(broker, 2),
+            "cpu_us_per_event_broker": None if broker is None else round(1e6 * broker / events, 1)}
 
 
 # -- the run ----------------------------------------------------------------------------------
@@ -1004,12 +1026,15 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
         results["faust_naive"] = faust_baseline(r, "naive") if "naive" in want else None
         results["ours"] = ours(r) if "ours" in want else None
         results["replay"] = replay_phase(r) if "replay" in want else None
+        results["replay_workers"] = (replay_phase(r, cfg.workers)
+                                     if "replay" in want and cfg.workers > 1 else None)
         o = results["ours"]
         results["ratios"] = {
             "ours_over_naive": _ratio(o, results["faust_naive"]),
             "ours_over_pass_through": _ratio(o, results["faust_pass_through"]),
             "ours_over_plain_consumer": _ratio(o, results["plain_consumer"]),
             "replay_over_live": _ratio(results["replay"], o),
+            "replay_scaling": _ratio(results["replay_workers"], results["replay"]),
         }
         results["machine"]["load_after"] = [round(x, 2) for x in os.getloadavg()]
         ok = True
@@ -1045,6 +1070,21 @@ def _render_ours(console: Any, o: dict[str, Any]) -> None:
                       f"the stop after {r['same_figures_s']}s (from the new process's spawn)")
 
 
+def _render_replays(console: Any, results: dict[str, Any]) -> None:
+    r = results.get("replay")
+    if r and r.get("whole_run_s") is not None:
+        console.print(f"replay: {r['events_per_s']:,.0f} events/s from its first output, "
+                      f"{r['whole_run_events_per_s']:,.0f}/s over its whole run of "
+                      f"{r['whole_run_s']:.1f}s (worker start and group join included)")
+    for key in ("replay", "replay_workers"):
+        r = results.get(key)
+        if r and r.get("cpu_us_per_event_workers") is not None:
+            console.print(f"replay with {r['workers']} worker(s): CPU per event "
+                          f"{r['cpu_us_per_event_workers']:.0f} µs in the workers "
+                          f"({', '.join(f'{c:.1f}' for c in r['cpu_workers_s'] if c)} s), "
+                          f"{r['cpu_us_per_event_broker'] or 0:.0f} µs in the broker")
+
+
 def render(results: dict[str, Any]) -> None:
     """The table and the ratios, on stdout."""
     from rich.console import Console
@@ -1069,7 +1109,9 @@ def render(results: dict[str, Any]) -> None:
             ("Faust pass-through agent", "faust_pass_through"),
             ("Faust naive agent (1 write/event)", "faust_naive"),
             ("kpi worker, end to end (ours)", "ours"),
-            ("kpi replay into generation 2", "replay")]
+            ("kpi replay, 1 worker", "replay"),
+            (f"kpi replay, {(results.get('replay_workers') or {}).get('workers')} workers",
+             "replay_workers")]
     for label, key in rows:
         d = results.get(key)
         if not d:
@@ -1084,11 +1126,7 @@ def render(results: dict[str, Any]) -> None:
     o = results["ours"]
     if o:
         _render_ours(console, o)
-    r = results.get("replay")
-    if r and r.get("whole_run_s") is not None:
-        console.print(f"replay: {r['events_per_s']:,.0f} events/s from its first output, "
-                      f"{r['whole_run_events_per_s']:,.0f}/s over its whole run of "
-                      f"{r['whole_run_s']:.1f}s (worker start and group join included)")
+    _render_replays(console, results)
     ratios = results["ratios"]
 
     def x(v: float | None) -> str:
@@ -1097,7 +1135,9 @@ def render(results: dict[str, Any]) -> None:
     console.print(f"ratios: ours/naive {x(ratios['ours_over_naive'])}, ours/pass-through "
                   f"{x(ratios['ours_over_pass_through'])}, ours/plain-consumer "
                   f"{x(ratios['ours_over_plain_consumer'])}, replay/live "
-                  f"{x(ratios['replay_over_live'])}")
+                  f"{x(ratios['replay_over_live'])}"
+                  + (f", replay {results['replay_workers']['workers']} workers / 1 "
+                     f"{x(ratios['replay_scaling'])}" if results.get("replay_workers") else ""))
     m = results["machine"]
     console.print(f"machine: {m['cpus']} x {m['cpu']}, {mib(m['memory_bytes'])}, "
                   f"Python {m['python']}; load before {m['load_before']}, "

@@ -13,10 +13,6 @@ workers follow and restart on it); publish a `kpi.employee_snapshot` for every
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -41,7 +37,7 @@ from schemas.decode import decode
 from schemas.events import Event, NormOrderIssued
 from schemas.topics import INPUT_TOPICS
 from streams.admin import INTERNAL_TOPICS, create_topics, fetched_end_offsets, partitions_of
-from streams.net import free_port
+from streams.ops.builders import BuilderDied, BuildingWorkers
 from streams.settings import Settings
 from streams.worker import generations as gens
 
@@ -174,16 +170,39 @@ class ReplayResult:
     # From the replay worker's first output (its first batch processed) until caught up:
     # the rate of a long replay, without the worker's start and group join.
     processing_seconds: float | None = None
+    workers: int = 1
+    # CPU seconds of each building worker over the whole build (None where unreadable)
+    worker_cpu_seconds: list[float | None] | None = None
 
     @property
     def rate(self) -> float:
         return self.events / self.seconds if self.seconds else 0.0
 
 
+@dataclass
+class Progress:
+    """Where a replay reports: events done of the total, and what befalls its workers."""
+
+    on_progress: Callable[[int, int], None] | None = None
+    on_line: Callable[[str], None] | None = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.on_progress is not None:
+            self.on_progress(done, total)
+
+    def say(self, line: str) -> None:
+        if self.on_line is not None:
+            self.on_line(line)
+
+
 def replay(settings: Settings, report_dir: Path, *, timeout_s: float = 3600.0,
            on_progress: Callable[[int, int], None] | None = None,
-           log_path: Path | None = None) -> ReplayResult:
-    """Build generation N+1 beside the live one, switch to it, report the changes."""
+           log_path: Path | None = None, workers: int = 1, max_restarts: int = 3,
+           on_line: Callable[[str], None] | None = None) -> ReplayResult:
+    """Build generation N+1 beside the live one with `workers` processes, switch to it,
+    report the changes. A building worker that dies is replaced, `max_restarts` times in
+    all; `on_line` hears of each replacement."""
+    progress = Progress(on_progress, on_line)
     # N+1's internal topics and tables are co-partitioned with the input topics as they
     # are, whatever KPI_PARTITIONS the operator's shell has (the worker does the same).
     actual = partitions_of(settings, settings.topic("tickets"))
@@ -203,10 +222,11 @@ def replay(settings: Settings, report_dir: Path, *, timeout_s: float = 3600.0,
     target = end_offsets(settings, inputs)
     total = sum(target.values())
     internal = [s_new.internal_topic(n) for n in INTERNAL_TOPICS]
-    proc = _start_worker(settings, new, log_path)
+    pool = BuildingWorkers(settings, new, workers, max_restarts, log_path)
+    pool.start()
     try:
-        first_output = _wait_caught_up(settings, proc, group_id(settings, new), target,
-                                       internal, timeout_s, on_progress, (old, new))
+        first_output = _wait_caught_up(settings, pool, group_id(settings, new), target,
+                                       internal, timeout_s, progress, (old, new))
         caught_up = time.monotonic()
         seconds = caught_up - started
         g.state, g.caught_up_at, g.events = "caught_up", gens.now_iso(), total
@@ -214,9 +234,9 @@ def replay(settings: Settings, report_dir: Path, *, timeout_s: float = 3600.0,
     except BaseException:
         g.state = "failed"
         gens.write(settings, generation=g)
-        _stop(proc)
+        pool.stop()
         raise
-    _stop(proc)
+    pool.stop()
     before = generation_figures(settings, old, gens.cutoff_of(reg, old))
     after = generation_figures(settings, new, cutoff)
     rows = diff(before, after)
@@ -228,17 +248,8 @@ def replay(settings: Settings, report_dir: Path, *, timeout_s: float = 3600.0,
     gens.write(settings, generation=previous)
     _publish_changed(settings, after, rows, new)
     processing = caught_up - first_output if first_output is not None else None
-    return ReplayResult(old, new, total, seconds, rows, csv_path, json_path, processing)
-
-
-def _exit_text(code: int) -> str:
-    """How a process ended, in words: a signal by its name."""
-    if code < 0:
-        try:
-            return f"died (killed by {signal.Signals(-code).name})"
-        except ValueError:
-            return f"died (killed by signal {-code})"
-    return f"died (exit status {code})"
+    return ReplayResult(old, new, total, seconds, rows, csv_path, json_path, processing,
+                        workers, pool.cpu_seconds)
 
 
 class ProgressLines:
@@ -282,28 +293,13 @@ def progress_line(done: int, total: int, elapsed: float) -> str:
     return f"replay: {done:,}/{total:,} events{pct}, {rate:,.0f}/s, {left}"
 
 
-def _start_worker(settings: Settings, new: int,
-                  log_path: Path | None) -> subprocess.Popen[bytes]:
-    """A worker of generation `new` that neither alerts nor snapshots (the live one
-    does); it reads the generation's order cutoff from the registry, like every worker
-    of that generation."""
-    env = {**os.environ, "KPI_BROKERS": settings.brokers, "KPI_TOPIC_PREFIX": settings.topic_prefix,
-           "KPI_DATA_DIR": str(settings.data_dir), "KPI_GENERATION": str(new),
-           "KPI_FOLLOW_ACTIVE": "false", "KPI_ALERTS": "false", "KPI_SNAPSHOTS": "false",
-           "KPI_WEB_HOST": "127.0.0.1",
-           "KPI_WEB_PORT": str(free_port()), "KPI_APP_ID": settings.app_id,
-           "KPI_PARTITIONS": str(settings.partitions)}
-    out = open(log_path, "ab") if log_path else subprocess.DEVNULL
-    return subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env,
-                            stdout=out, stderr=subprocess.STDOUT)
-
-
-def _wait_caught_up(settings: Settings, proc: subprocess.Popen[bytes], group: str,
+def _wait_caught_up(settings: Settings, pool: BuildingWorkers, group: str,
                     target: dict[Any, int], internal: list[str], timeout_s: float,
-                    on_progress: Callable[[int, int], None] | None,
-                    generations: tuple[int, int]) -> float | None:
-    """Wait until the replay worker has committed every input record and drained its
-    internal topics; returns when its first output appeared (monotonic seconds)."""
+                    progress: Progress, generations: tuple[int, int]) -> float | None:
+    """Wait until the building workers have committed every input record and drained
+    their internal topics (one group: its committed offsets cover every member);
+    returns when the first output appeared (monotonic seconds). A worker that dies is
+    replaced while replacements are left."""
     old, new = generations
     total = sum(target.values())
     done = 0
@@ -311,17 +307,18 @@ def _wait_caught_up(settings: Settings, proc: subprocess.Popen[bytes], group: st
     first_output: float | None = None
     deadline = time.monotonic() + timeout_s
     while True:
-        if proc.poll() is not None:
-            raise ReplayError(f"the replay worker {_exit_text(proc.returncode)} at "
-                              f"{done:,}/{total:,} events; generation {old} keeps "
-                              f"serving, generation {new} is marked failed")
+        try:
+            for line in pool.check():
+                progress.say(line)
+        except BuilderDied as exc:
+            raise ReplayError(f"{exc} at {done:,}/{total:,} events; generation {old} keeps "
+                              f"serving, generation {new} is marked failed") from None
         if time.monotonic() > deadline:
             raise ReplayError(f"not caught up after {timeout_s:.0f}s; generation {old} "
                               f"keeps serving, generation {new} is marked failed")
         committed = committed_offsets(settings, group)
         done = sum(min(committed.get(tp, 0), end) for tp, end in target.items())
-        if on_progress:
-            on_progress(done, total)
+        progress(done, total)
         inputs_done = all(committed.get(tp, 0) >= end for tp, end in target.items() if end)
         internal_end = end_offsets(settings, internal)
         if first_output is None and any(internal_end.values()):
@@ -331,16 +328,6 @@ def _wait_caught_up(settings: Settings, proc: subprocess.Popen[bytes], group: st
         if stable >= 2:  # drained twice in a row: no fact still in flight
             return first_output
         time.sleep(0.25)
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
 
 
 def _publish_changed(settings: Settings, figures: Figures, rows: list[ChangeRow],

@@ -30,7 +30,7 @@ def test_bench_figures_and_counts(broker: EmbeddedBroker, tmp_path: Path) -> Non
         [sys.executable, "-m", "streams.cli", "bench", "--brokers", broker.bootstrap,
          "--events", str(N), "--partitions", "2", "--live-rate", str(LIVE_RATE),
          "--live-seconds", str(LIVE_SECONDS), "--timeout", "300", "--work-dir", str(tmp_path),
-         "--json", str(out)],
+         "--json", str(out), "--workers", "2"],
         capture_output=True, text=True, timeout=840)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     for label in ("pure fold", "plain aiokafka consumer", "Faust pass-through agent",
@@ -93,10 +93,20 @@ def test_bench_figures_and_counts(broker: EmbeddedBroker, tmp_path: Path) -> Non
     _number(rep, "whole_run_events_per_s")
     # Measured from its first output, so within its whole run (start and join included).
     assert 0 < rep["seconds"] <= rep["whole_run_s"]
+    # The same history replayed again by two workers: every event, the same figures.
+    two = r["replay_workers"]
+    assert two["workers"] == 2 and two["generation"] == 3
+    assert two["events"] == two["processed"] == rep["events"]
+    assert two["changed_rows"] == 0
+    assert len(two["cpu_workers_s"]) == 2
+    for d in (rep, two):
+        _number(d, "cpu_us_per_event_workers")
+        assert d["cpu_broker_s"] is None  # an external broker: not ours to measure
+    assert "replay 2 workers / 1" in proc.stdout
 
     ratios = r["ratios"]
     for key in ("ours_over_naive", "ours_over_pass_through", "ours_over_plain_consumer",
-                "replay_over_live"):
+                "replay_over_live", "replay_scaling"):
         _number(ratios, key)
     assert ratios["ours_over_naive"] == pytest.approx(
         ours["events_per_s"] / r["faust_naive"]["events_per_s"], rel=1e-2)

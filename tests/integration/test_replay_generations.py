@@ -165,10 +165,10 @@ def _cli_env(s: Settings) -> dict[str, str]:
     return env
 
 
-def _cli_replay(s: Settings, reports: Path) -> subprocess.Popen[str]:
+def _cli_replay(s: Settings, reports: Path, *more: str) -> subprocess.Popen[str]:
     """`kpi replay` as an operator runs it from a script: stderr is not a terminal."""
     return subprocess.Popen([sys.executable, "-m", "streams.cli", "replay", "--report-dir",
-                             str(reports), "--timeout", "300"], env=_cli_env(s),
+                             str(reports), "--timeout", "300", *more], env=_cli_env(s),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -266,8 +266,8 @@ def test_replayed_generation_serves_its_figures_everywhere(broker: EmbeddedBroke
         _serves([a, c], full, employees, 2, "restarted and recovered workers == full fold")
         assert _latest_snapshots(s) == snaps, "a restart published figures again"
 
-        # -- a replay whose worker is SIGKILLed leaves generation 2 serving ---------------
-        proc = _cli_replay(s, tmp_path / "reports")
+        # -- a replay whose worker dies with no replacement allowed leaves generation 2 ---
+        proc = _cli_replay(s, tmp_path / "reports", "--max-restarts", "0")
         try:
             _kill_replay_worker_midway(s, proc, 3)
             out, err = proc.communicate(timeout=120)
@@ -284,10 +284,17 @@ def test_replayed_generation_serves_its_figures_everywhere(broker: EmbeddedBroke
         assert reg.active_generation == 2 and reg.generations[3].state == "failed"
         _serves([a, c], full, employees, 2, "generation 2 still serves", timeout=60)
 
-        # -- a second replay completes, with the same figures -----------------------------
-        proc = _cli_replay(s, tmp_path / "reports")
-        out, err = proc.communicate(timeout=400)
+        # -- two building workers, one SIGKILLed and replaced: the same figures -----------
+        proc = _cli_replay(s, tmp_path / "reports", "--workers", "2")
+        try:
+            _kill_replay_worker_midway(s, proc, 4)
+            out, err = proc.communicate(timeout=400)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
         assert proc.returncode == 0, (out, err)
+        assert "building worker 1 died (killed by SIGKILL); replaced" in err, err
         assert "generation 4 is active (was 2)" in out, out
         progress = [line for line in err.splitlines() if line.startswith("replay: ")]
         assert progress and all(PROGRESS.match(line) for line in progress), err
