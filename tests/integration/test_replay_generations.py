@@ -194,6 +194,9 @@ PROGRESS = re.compile(r"^replay: [\d,]+/[\d,]+ events \(\d+\.\d%\), [\d,]+/s, "
                       r"(\d+s left|\d+m\d\ds left|\d+h\d\dm left|done|time left unknown)$")
 
 
+# Five generations, two replays through the CLI, restarts and a worker recovering from the
+# changelogs: longer than the suite's default limit.
+@pytest.mark.timeout(720)
 def test_replayed_generation_serves_its_figures_everywhere(broker: EmbeddedBroker,
                                                            tmp_path: Path) -> None:
     feed = list(simulate.historical(employees=6, start=date(2026, 10, 1), days=31, seed=23))
