@@ -40,7 +40,6 @@ import math
 import os
 import platform
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -62,6 +61,7 @@ from typing import Any
 from schemas.topics import INPUT_TOPICS
 from streams.admin import INTERNAL_TOPICS
 from streams.devtools.broker import BrokerError, EmbeddedBroker, free_port
+from streams.ops.builders import cpu_seconds, stop_process
 from streams.settings import Settings
 from streams.worker.memory import allocator_env, allocator_in_use
 
@@ -206,25 +206,12 @@ def _proc_status(pid: int, field_name: str) -> int | None:
 
 def _cpu_seconds(pid: int | None) -> float | None:
     """User + system CPU time of a process so far (all its threads)."""
-    if pid is None:
-        return None
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    rest = stat[stat.rfind(")") + 2:].split()
-    return (int(rest[11]) + int(rest[12])) / os.sysconf("SC_CLK_TCK")
+    return None if pid is None else cpu_seconds(pid)
 
 
 def _stop(proc: subprocess.Popen[bytes] | None, grace: float = 30.0) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(grace)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(10)
+    if proc is not None:
+        stop_process(proc, grace)
 
 
 class _Cpu:

@@ -3,7 +3,6 @@ pure fold, before and after late events that revise them, and snapshots follow."
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +10,10 @@ import pytest
 
 from projections.pipeline import Pipeline
 from streams.devtools.broker import EmbeddedBroker
-from streams.ops.replay import read_all
-from streams.settings import Settings
 from tests import factory as f
 from tests.integration.workers import (
     WorkerProc,
+    latest_snapshots,
     produce,
     settings_for,
     unique_prefix,
@@ -104,15 +102,6 @@ def _serves(workers: list[WorkerProc], fold: Pipeline, what: str) -> None:
         raise AssertionError(f"{exc}; {last}") from None
 
 
-def _latest_snapshots(s: Settings) -> dict[tuple[str, str], dict[str, Any]]:
-    latest: dict[tuple[str, str], dict[str, Any]] = {}
-    for _, value in read_all(s, s.topic("kpi-employee")):
-        if value:
-            snap = json.loads(value)
-            latest[(snap["employee_id"], snap["period"])] = snap
-    return latest
-
-
 def test_repeats_and_cover_equal_the_fold_and_follow_late_events(
         broker: EmbeddedBroker, tmp_path: Path) -> None:
     prefix = unique_prefix()
@@ -147,7 +136,7 @@ def test_repeats_and_cover_equal_the_fold_and_follow_late_events(
         assert {("e-1", "2026-10-08"), ("e-2", "2026-10-08"), ("e-1", DAY)} <= set(revised)
 
         def snapshots_follow() -> bool:
-            snaps = _latest_snapshots(s)
+            snaps = latest_snapshots(s)
             return all(snaps.get(ep) is not None
                        and all(snaps[ep].get(k) == fold2.employee(*ep)[k]  # type: ignore[index]
                                for k in keys)

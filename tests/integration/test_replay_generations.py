@@ -36,11 +36,12 @@ from streams.admin import create_topics
 from streams.cli import cli
 from streams.devtools.broker import EmbeddedBroker
 from streams.ops import simulate
-from streams.ops.replay import committed_offsets, group_id, read_all, replay
+from streams.ops.replay import committed_offsets, group_id, replay
 from streams.settings import Settings
 from streams.worker.generations import read_registry
 from tests.integration.workers import (
     WorkerProc,
+    latest_snapshots,
     produce,
     settings_for,
     unique_prefix,
@@ -147,16 +148,6 @@ def _serves(workers: list[WorkerProc], fold: Pipeline, employees: list[str],
         raise AssertionError(f"{exc}; {last.get('why')}") from None
 
 
-def _latest_snapshots(s: Settings) -> dict[tuple[str, str], dict[str, Any]]:
-    """The latest kpi-employee snapshot of each (employee, period) (one partition per key)."""
-    latest: dict[tuple[str, str], dict[str, Any]] = {}
-    for _, value in read_all(s, s.topic("kpi-employee")):
-        if value:
-            snap = json.loads(value)
-            latest[(snap["employee_id"], snap["period"])] = snap
-    return latest
-
-
 def _cli_env(s: Settings) -> dict[str, str]:
     """An operator's shell: no KPI_PARTITIONS (the default differs from the topics')."""
     env = {**os.environ, "KPI_BROKERS": s.brokers, "KPI_TOPIC_PREFIX": s.topic_prefix,
@@ -246,7 +237,7 @@ def test_replayed_generation_serves_its_figures_everywhere(broker: EmbeddedBroke
             assert row["new_attainment_pct"] == new["attainment_pct"], row
             assert row["new_compliance_pct"] == new["sla"]["compliance_pct"], row
             assert row["new_bonus_pct"] == (new.get("bonus") or {}).get("bonus_pct"), row
-        snaps = _latest_snapshots(s)
+        snaps = latest_snapshots(s)
         for row in report["rows"]:
             assert snaps[(row["employee_id"], row["period"])]["generation"] == 2, row
         for (emp, period), snap in snaps.items():
@@ -267,7 +258,7 @@ def test_replayed_generation_serves_its_figures_everywhere(broker: EmbeddedBroke
         for w in (a, c):
             w.wait_healthy(timeout=120)
         _serves([a, c], full, employees, 2, "restarted and recovered workers == full fold")
-        assert _latest_snapshots(s) == snaps, "a restart published figures again"
+        assert latest_snapshots(s) == snaps, "a restart published figures again"
 
         # -- a replay whose worker dies with no replacement allowed leaves generation 2 ---
         proc = _cli_replay(s, tmp_path / "reports", "--max-restarts", "0")

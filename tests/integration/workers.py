@@ -193,3 +193,15 @@ def role_tokens(store: TokenStore) -> dict[str, str | None]:
         "metrics": store.add("metrics")[0],
         "none": None,
     }
+
+
+def latest_snapshots(s: Settings) -> dict[tuple[str, str], dict[str, Any]]:
+    """The latest kpi-employee snapshot of each (employee, period) (one partition per key)."""
+    from streams.ops.replay import read_all
+
+    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    for _, value in read_all(s, s.topic("kpi-employee")):
+        if value:
+            snap = json.loads(value)
+            latest[(snap["employee_id"], snap["period"])] = snap
+    return latest
