@@ -718,14 +718,10 @@ def _dev_banner(web_port: int, employees: int) -> None:
 def _stop_in_order(procs: list[tuple[str, subprocess.Popen[bytes]]],
                    broker_proc: Any) -> None:
     """Feed first, worker next, broker last: no client ever loses its broker mid-flight."""
+    from streams.ops.builders import stop_process
+
     for name, p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGINT)
-            try:
-                p.wait(30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(10)
+        stop_process(p, grace=30, sig=signal.SIGINT)
         click.echo(f"kpi dev: {name} stopped")
     if broker_proc is not None:
         broker_proc.stop()

@@ -31,10 +31,11 @@ def exit_text(code: int) -> str:
     return f"died (exit status {code})"
 
 
-def stop_process(proc: subprocess.Popen[bytes], grace: float = 60.0) -> None:
-    """SIGTERM, then SIGKILL after `grace` seconds."""
+def stop_process(proc: subprocess.Popen[bytes], grace: float = 60.0,
+                 sig: int = signal.SIGTERM) -> None:
+    """`sig` (SIGTERM), then SIGKILL after `grace` seconds."""
     if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(sig)
         try:
             proc.wait(grace)
         except subprocess.TimeoutExpired:

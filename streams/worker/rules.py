@@ -44,6 +44,8 @@ class _RuleSide:
         self.inputs = inputs
         self.facts_name = s.internal_topic("employee-facts")
         self.sender = rt.tables.sender
+        self.proj: Any = None  # the side's projector, set by the subclass
+        self.kv: Any = None  # its batch store
 
     def attach(self) -> None:
         self.app.agent(self.inputs, name=self.name)(self.agent)
@@ -62,6 +64,13 @@ class _RuleSide:
             full = facts.add(emp, fact)
             if full is not None:
                 await self.send(full)
+
+    async def finish(self, facts: FactBundles) -> None:
+        """The batch's end: the facts still owed, then the store and its changelog."""
+        await self.send(facts.drain())
+        self.proj.end_batch()
+        self.kv.flush()
+        await self.tables.publish()
 
     async def send(self, bundles: list[tuple[int, bytes]]) -> None:
         for partition, value in bundles:
@@ -86,10 +95,7 @@ class CustomerSide(_RuleSide):
         for msg in records:
             customer = bytes(msg.key).decode()
             await self.owe(facts, self.proj.apply_contact(customer, bytes(msg.value)))
-        await self.send(facts.drain())
-        self.proj.end_batch()
-        self.kv.flush()
-        await self.tables.publish()
+        await self.finish(facts)
 
 
 class DepartmentSide(_RuleSide):
@@ -129,10 +135,7 @@ class DepartmentSide(_RuleSide):
                 continue  # a reconcile notice: its work was done above
             department = bytes(msg.key).decode()
             await self.owe(facts, self.proj.apply_summary(department, bytes(msg.value)))
-        await self.send(facts.drain())
-        self.proj.end_batch()
-        self.kv.flush()
-        await self.tables.publish()
+        await self.finish(facts)
 
     async def reconcile(self, partition: int, facts: FactBundles) -> None:
         """Re-run the rule on every department day of the partition under new orders
