@@ -278,6 +278,10 @@ class EmployeeProjector:
         self._days: dict[str, _Loaded] = {}
         self._dirty: set[str] = set()
         self._dirty_sources: set[str] = set()
+        # (employee, day) whose input came again (a redelivery after a crash, or a
+        # duplicate): the state may say a summary was sent that never left the process,
+        # so `summaries` says the last one again (departments take a repeat as stale).
+        self._again: set[tuple[str, str]] = set()
 
     # -- write side -------------------------------------------------------------------
 
@@ -314,6 +318,12 @@ class EmployeeProjector:
         self._dirty.clear()
         self._dirty_sources.clear()
         self._days.clear()
+        self._again.clear()
+
+    def again(self) -> set[tuple[str, str]]:
+        """The (employee, day) whose input came again since the last `end_batch`: their
+        summaries are said again even when nothing changed (see `summaries`)."""
+        return set(self._again)
 
     def _mark_known(self, employee_id: str) -> None:
         if employee_id in self._known:
@@ -346,6 +356,10 @@ class EmployeeProjector:
             if old is not None and old[0] > version:
                 continue  # a newer replacement already landed: this one is stale
             same = old is not None and old[1] == clist and old[2] == handled
+            if same and old is not None and old[0] == version and kind == TICKET_ENTRY:
+                # Only a ticket's minutes reach a summary, and repeating one answered
+                # by a cover would ping-pong between the two agents.
+                self._again.add((employee_id, day))
             if not (same and old is not None and old[0] == version):
                 if ekey is None:
                     inline[ticket_id] = [version, clist, handled]
@@ -373,6 +387,8 @@ class EmployeeProjector:
         employee_id: str = ev.employee_id  # type: ignore[attr-defined]
         self._mark_known(employee_id)
         if ev.type == "employee.absent":
+            # An absence is a summary's input with no id to know it again by.
+            self._again.add((employee_id, ev.date.isoformat()))  # type: ignore[attr-defined]
             return False, [ev.date]  # type: ignore[attr-defined]
         if ev.type == "employee.registered":
             return False, []
@@ -382,10 +398,12 @@ class EmployeeProjector:
         src = loaded.sources
         eid = str(ev.event_id)
         if eid in src.events:
+            self._again.add((employee_id, day))
             return True, []
         if src.full():
             ekey = entry_key(employee_id, day, EVENT_ENTRY, eid)
             if self.kv.get(ekey) is not None:
+                self._again.add((employee_id, day))
                 return True, []
             self.kv.put(ekey, _SEEN)
         else:
@@ -397,10 +415,12 @@ class EmployeeProjector:
             self._dirty.add(key)
         return False, [d]
 
-    def summaries(self, employee_id: str, days: Iterable[date | str]) -> list[tuple[str, bytes]]:
+    def summaries(self, employee_id: str, days: Iterable[date | str], *,
+                  again: bool = False) -> list[tuple[str, bytes]]:
         """The (department_id, summary fact) owed to departments for these days of the
         employee (the cover rule; see `next_summary`). Call it with the days an event touched,
-        or with `days_of` after a registration."""
+        or with `days_of` after a registration. A day whose input came again (`again()`),
+        or every day with `again`, has its last summary said again when nothing moved."""
         out: list[tuple[str, bytes]] = []
         department = self.roster.department_of(employee_id)
         absences = self.roster.absences(employee_id)
@@ -414,6 +434,10 @@ class EmployeeProjector:
                 loaded.sources.summary = last
                 self._dirty_sources.add(key)
                 out += sent
+            elif last is not None and last[1] is not None and (
+                    again or (employee_id, day) in self._again):
+                out.append((last[1], summary_fact(employee_id, day, last[0], Decimal(last[2]),
+                                                  last[3], True)))
         return out
 
     def days_of(self, employee_id: str) -> list[str]:

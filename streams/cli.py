@@ -121,9 +121,14 @@ def topics_create(ctx: click.Context, partitions: int | None) -> None:
 @click.option("--reset-local-state", is_flag=True,
               help="Delete this worker's local state for its generation (under --data-dir) "
                    "and rebuild it from the broker's changelogs.")
+@click.option("--build-generation", type=click.IntRange(2),
+              help="Join the building group of this generation, registered by `kpi replay "
+                   "--external-workers`: no alerts, no snapshots, not following the active "
+                   "generation.")
 @click.pass_context
 def worker(ctx: click.Context, web_port: int | None, web_host: str | None,
-           loglevel: str | None, reset_local_state: bool) -> None:
+           loglevel: str | None, reset_local_state: bool,
+           build_generation: int | None) -> None:
     """Run one Faust worker (several may run in one group)."""
     from streams.admin import BrokerUnavailable, create_topics, partitions_of
     from streams.worker.memory import AllocatorError, allocator_env
@@ -142,6 +147,10 @@ def worker(ctx: click.Context, web_port: int | None, web_host: str | None,
         upd["web_host"] = web_host
     if loglevel:
         upd["log_level"] = loglevel
+    if build_generation:
+        # What `kpi replay` gives the building workers it starts itself.
+        upd.update(generation=build_generation, follow_active=False, alerts=False,
+                   snapshots=False, stop_when_built=True)
     s = s.model_copy(update=upd)
     from streams.worker.startup import wait_for_broker
 
@@ -205,9 +214,25 @@ def run_worker(s: Settings) -> None:
                   else "OFF (KPI_AUTH_ENABLED=false)"), err=True)
     kw = KpiWorker(s)
     w = faust.Worker(kw.app, loglevel=s.log_level, quiet=True, redirect_stdouts=False)
+    _run_marked(s, w, kw)
+
+
+def _run_marked(s: Settings, w: Any, kw: Any) -> None:
+    """Run the Faust worker with its state marked in use until it stops cleanly."""
+    from streams.worker import localstate
+
+    if localstate.open_state(s):
+        click.echo(f"kpi worker: the last process on {localstate.state_dir(s)} did not stop "
+                   "cleanly; its tables are rebuilt from the changelogs", err=True)
+    clean = False
     try:
         w.execute_from_commandline()
+    except SystemExit as exc:
+        clean = not exc.code and kw.settled()
+        raise
     finally:
+        if clean:
+            localstate.close_state(s)
         if kw.restart_generation is not None:
             # A new generation became active: start afresh on it (new consumer group,
             # changelogs and local state; tables recover from its changelogs).
@@ -363,9 +388,13 @@ def produce(ctx: click.Context, file: Path) -> None:
 @click.option("--max-restarts", default=3, show_default=True, type=click.IntRange(0),
               help="Building workers that die are replaced this many times in all; one "
                    "more death fails the replay (the live generation keeps serving).")
+@click.option("--external-workers", is_flag=True,
+              help="Start no building worker here: register the generation, wait for "
+                   "workers started on other machines with `kpi worker --build-generation "
+                   "N` to catch up, then switch.")
 @click.pass_context
 def replay(ctx: click.Context, report_dir: Path, timeout: int, workers: int,
-           max_restarts: int) -> None:
+           max_restarts: int, external_workers: bool) -> None:
     """Rebuild history into a new generation, switch to it, report what changed."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -393,7 +422,8 @@ def replay(ctx: click.Context, report_dir: Path, timeout: int, workers: int,
 
         try:
             result = run_replay(s, report_dir, timeout_s=timeout, on_progress=progress,
-                                log_path=log_path, workers=workers,
+                                log_path=log_path,
+                                workers=0 if external_workers else workers,
                                 max_restarts=max_restarts,
                                 on_line=lambda line: click.echo(line, err=True))
         except ReplayError as exc:

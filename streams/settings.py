@@ -35,6 +35,8 @@ class Settings(BaseSettings):
         "(a replay generation's); set from the generation registry when a worker starts")
     snapshots: bool = Field(True, description="publish kpi-employee snapshots")
     follow_active: bool = Field(True, description="serve the registry's active generation")
+    stop_when_built: bool = Field(False, description="a building worker of another machine: "
+                                  "stop once its generation is switched to or failed")
     gauge_interval: float = Field(5.0, gt=0, description="per-employee gauge refresh, s")
     gauge_full_refresh: float = Field(
         60.0, gt=0, description="every gauge recomputed, not only changed employees', s")

@@ -201,7 +201,9 @@ def replay(settings: Settings, report_dir: Path, *, timeout_s: float = 3600.0,
            on_line: Callable[[str], None] | None = None) -> ReplayResult:
     """Build generation N+1 beside the live one with `workers` processes, switch to it,
     report the changes. A building worker that dies is replaced, `max_restarts` times in
-    all; `on_line` hears of each replacement."""
+    all; `on_line` hears of each replacement. With no workers, the group's members run
+    elsewhere (`kpi worker --build-generation N+1`): `on_line` is told the command, and
+    the wait is for the group's committed offsets, whoever commits them."""
     progress = Progress(on_progress, on_line)
     # N+1's internal topics and tables are co-partitioned with the input topics as they
     # are, whatever KPI_PARTITIONS the operator's shell has (the worker does the same).
@@ -223,6 +225,9 @@ def replay(settings: Settings, report_dir: Path, *, timeout_s: float = 3600.0,
     total = sum(target.values())
     internal = [s_new.internal_topic(n) for n in INTERNAL_TOPICS]
     pool = BuildingWorkers(settings, new, workers, max_restarts, log_path)
+    if not workers and on_line is not None:
+        on_line(f"generation {new} is registered as building: start `kpi worker "
+                f"--build-generation {new}` on each building machine")
     pool.start()
     try:
         first_output = _wait_caught_up(settings, pool, group_id(settings, new), target,

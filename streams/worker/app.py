@@ -143,6 +143,10 @@ class KpiWorker:
     async def _trim_heap(self) -> None:
         trim()
 
+    def settled(self) -> bool:
+        """After a stop: the local tables hold nothing their changelogs lack."""
+        return self.tables.settled()
+
     @property
     def restart_generation(self) -> int | None:
         """The generation made active while this worker ran (it then restarts on it)."""

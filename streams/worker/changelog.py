@@ -56,6 +56,7 @@ class DirectSender:
         self._wakeup: asyncio.Event | None = None
         self._idle: asyncio.Event | None = None
         self._hooked: bool | None = None
+        self._lost = False  # a record failed while stopping
 
     def _producer(self) -> Any:
         # faust.transport.drivers.aiokafka.Producer: the AIOKafkaProducer Faust started
@@ -88,6 +89,11 @@ class DirectSender:
         if len(self._queue) > self.limit:
             while len(self._queue) > self.limit // 2 and not self._task.done():
                 await asyncio.sleep(0.001)
+
+    def settled(self) -> bool:
+        """Every record queued so far was handed to aiokafka."""
+        return (not self._lost and not self._queue
+                and (self._idle is None or self._idle.is_set()))
 
     async def flush(self) -> None:
         """Return once every record queued so far is in aiokafka's accumulator."""
@@ -132,8 +138,10 @@ class DirectSender:
 
     def _fail(self, exc: BaseException) -> None:
         if self.app.should_stop:
-            # Shutting down: nothing more is committed, the records are processed again.
+            # Shutting down: nothing more is committed, the records are processed again;
+            # the local state now holds what its changelog lacks (see `settled`).
             log.error("a record was not delivered while stopping: %r", exc)
+            self._lost = True
             return
         # Its batch's offsets may be committed once the producer has flushed, failed
         # records included: stop before that (the restarted worker redelivers the batch).
@@ -182,6 +190,10 @@ class DirectTable:
         else:
             db.put(key, value)
         self._pending.setdefault(partition, []).append((key, value))
+
+    def settled(self) -> bool:
+        """No write is waiting for its changelog record to be handed to the sender."""
+        return not self._pending
 
     async def publish(self) -> None:
         """Send the changelog records of every write since the last call, in order."""

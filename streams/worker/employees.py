@@ -112,10 +112,14 @@ class EmployeeSide:
         for emp, period in dirty:
             if len(period) == 10:
                 days.setdefault(emp, set()).add(period)
+        for emp, day in self.proj.again():  # redelivered: its summary may never have left
+            days.setdefault(emp, set()).add(day)
         for emp in registered:
             days.setdefault(emp, set()).update(self.proj.days_of(emp))
         partitions = self.settings.partitions
         for emp in sorted(days):
-            for department, summary in self.proj.summaries(emp, sorted(days[emp])):
+            # A registration has no id to know it again by: all its days are said again.
+            sends = self.proj.summaries(emp, sorted(days[emp]), again=emp in registered)
+            for department, summary in sends:
                 await self.sender.send(self.days_name, department.encode(), summary,
                                        partition_of(department, partitions))

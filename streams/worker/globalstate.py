@@ -86,7 +86,8 @@ class GlobalState:
         """Read norm-orders and roster from the beginning, then follow them."""
         s = self.settings
         names = [s.topic(t) for t in GLOBAL_INPUTS]
-        if s.follow_active:
+        follows = s.follow_active or s.stop_when_built
+        if follows:
             # The generation registry is followed here too (a compacted topic of a few
             # records): the follower then reads memory, instead of building a Kafka admin
             # client and a consumer every 2 s, which cost the live worker CPU and GIL time
@@ -96,7 +97,7 @@ class GlobalState:
         while True:
             consumer = self._consumer()
             try:
-                if s.follow_active:
+                if follows:
                     # Created up front, so that a registry appearing later is never missed.
                     await asyncio.get_running_loop().run_in_executor(None, ensure_registry, s)
                 await consumer.start()

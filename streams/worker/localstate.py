@@ -10,6 +10,7 @@ start afresh, in one line.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -118,6 +119,35 @@ def check(s: Settings) -> None:
         "the broker was restarted empty, its topics recreated, or it is another cluster. "
         "Run `kpi worker --reset-local-state` to delete this state and rebuild it from "
         "the broker")
+
+
+RUNNING_MARK = ".running"
+
+
+def open_state(s: Settings) -> bool:
+    """Mark this generation's state in use; True when a mark left behind says the last
+    process on it did not stop cleanly, whose tables are then deleted (to be rebuilt from
+    the changelogs).
+
+    Agents write RocksDB at once and hand changelog records to the producer as a batch
+    ends; a SIGKILL or a crash in between leaves local writes the changelogs never got,
+    and whatever the batch owed other agents unsent. Its input is redelivered, but a
+    store that already holds it takes it for a duplicate, so those writes would never
+    reach the changelog (a worker taking the partition over would miss them). As Kafka
+    Streams does without a clean-shutdown checkpoint, the local copy is not trusted."""
+    d = state_dir(s)
+    mark = d / RUNNING_MARK
+    unclean = mark.exists() and (d / "tables").exists()
+    if unclean:
+        shutil.rmtree(d / "tables")
+    d.mkdir(parents=True, exist_ok=True)
+    mark.write_text(f"{os.getpid()}\n")
+    return unclean
+
+
+def close_state(s: Settings) -> None:
+    """The process stopped cleanly: its local state is what its changelogs hold."""
+    (state_dir(s) / RUNNING_MARK).unlink(missing_ok=True)
 
 
 def reset(s: Settings) -> Path | None:

@@ -128,6 +128,11 @@ class WorkerTables:
         (self.tickets_w, self.timers_w, self.employees_w, self.customers_w,
          self.departments_w) = self.direct
 
+    def settled(self) -> bool:
+        """Every local write has its changelog record in aiokafka (after a stop: the
+        local state holds nothing its changelogs lack)."""
+        return all(t.settled() for t in self.direct) and self.sender.settled()
+
     async def publish(self) -> None:
         """Changelog records of the batch's table writes, sent before it is acknowledged."""
         for table in self.direct:

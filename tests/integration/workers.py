@@ -70,6 +70,7 @@ class WorkerProc:
     extra_env: dict[str, str] = field(default_factory=dict)
     log_path: Path | None = None
     proc: subprocess.Popen[bytes] | None = None
+    args: list[str] = field(default_factory=list)  # after `kpi worker`
 
     @property
     def base(self) -> str:
@@ -91,7 +92,7 @@ class WorkerProc:
     def start(self, wait_healthy: bool = True) -> WorkerProc:
         log = open(self.log_path or os.devnull, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker"], env=self.env(),
+            [sys.executable, "-m", "streams.cli", "worker", *self.args], env=self.env(),
             stdout=log, stderr=subprocess.STDOUT,
         )
         if wait_healthy:

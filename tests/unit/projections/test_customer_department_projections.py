@@ -149,3 +149,42 @@ def test_a_ticket_stored_before_contacts_tells_its_customer_on_its_next_event() 
     # and then nothing more until the record changes
     out = tp.apply_event(f.model(f.status("t-1", "2026-11-02T10:06:00+03:00", "open")))
     assert out.contacts == []
+
+
+def test_a_redelivered_input_says_the_days_summary_again(kv_factory: Any) -> None:
+    """After a crash the store may say a summary was sent that never left the process; the
+    input that caused it comes again and the last summary is said again, same version."""
+    cat = _cat(daily_plan_minutes=10)
+    roster = Roster()
+    roster.apply(f.model(f.registered("e-1", "d-1")))
+    ep = EmployeeProjector(kv_factory("employees"), cat, roster, live=True, extended=True)
+    day = "2026-11-02"
+    minutes = Counters(kpi_minutes=Decimal(25))
+    ticket = orjson.dumps({"t": "t-1", "v": 3, "i": [[day, minutes.to_list(), 1]]})
+    assert ep.apply_fact("e-1", ticket) == [date(2026, 11, 2)]
+    first = ep.summaries("e-1", [day])
+    assert [(d, orjson.loads(b)["v"]) for d, b in first] == [("d-1", 1)]
+    ep.end_batch()
+    # the same ticket fact again: nothing changes, the summary is said again
+    assert ep.apply_fact("e-1", ticket) == []
+    assert ep.again() == {("e-1", day)}
+    assert ep.summaries("e-1", [day]) == first
+    ep.end_batch()
+    assert ep.again() == set()
+    # a new version saying the same is not a redelivery; nor is a cover said again
+    newer = orjson.dumps({"t": "t-1", "v": 4, "i": [[day, minutes.to_list(), 1]]})
+    cover = orjson.dumps({"t": "d-1", "v": 1, "i": [[day, Counters(
+        cover_minutes=Fraction(5)).to_list(), 0]]})
+    for raw, kind in ((newer, "t"), (cover, DEPARTMENT_ENTRY), (cover, DEPARTMENT_ENTRY)):
+        ep.apply_fact("e-1", raw, kind)
+    assert ep.again() == set() and ep.summaries("e-1", [day]) == []
+    assert ep.summaries("e-1", [day], again=True) == first  # after a registration
+    ep.end_batch()
+    # an absence comes with no id: it is said again each time it arrives
+    roster.apply(f.model(f.absent("e-1", day)))
+    ep.apply_event(f.model(f.absent("e-1", day)))
+    absent = ep.summaries("e-1", [day])
+    assert [orjson.loads(b)["a"] for _, b in absent] == [True]
+    ep.end_batch()
+    ep.apply_event(f.model(f.absent("e-1", day)))
+    assert ep.summaries("e-1", [day]) == absent
