@@ -252,21 +252,165 @@ def stored_days(kv: Any, employee_id: str) -> set[str]:
     return days
 
 
-class EmployeeProjector:
-    """Applies ticket facts and employee-keyed events; answers the employee and department API."""
+class EmployeeReads:
+    """The read side over an employees store: the employee and department objects the
+    API, snapshots and gauges answer (the projector below writes the same store)."""
 
     def __init__(self, kv: Any, cat: OrderCatalogue, roster: Roster, *, live: bool,
-                 extended: bool = True, ranges: Any = None) -> None:
+                 extended: bool = True) -> None:
         self.kv = kv
-        # Where an employee's stored days are listed (a store that reads key ranges):
-        # the store itself, unless its writes go where ranges cannot be read back from it.
-        self.ranges = kv if ranges is None else ranges
         self.cat = cat
         self.roster = roster
         self.live = live
         # With the repeat-contact and cover figures in the objects it answers (False: the
         # objects without them, which some tests of the other figures compare).
         self.extended = extended
+
+    def known(self, employee_id: str) -> bool:
+        """Named by an accepted event (a fact, a call, a rating, a roster entry)."""
+        kv = scoped(self.kv, employee_id)
+        return (self.roster.registered(employee_id)
+                or kv.get(employee_id + MARKER_SUFFIX) is not None)
+
+    def totals(self, employee_id: str, period: Period) -> tuple[Counters, int]:
+        """Summed counters and distinct handled tickets over the period's days."""
+        total = Counters()
+        handled: set[str] = set()
+        for raw in self._day_values(employee_id, period):
+            tot, ids = orjson.loads(raw)
+            total = total + Counters.from_list(tot)
+            handled.update(ids)
+        return total, len(handled)
+
+    def _day_values(self, employee_id: str, period: Period) -> Iterator[bytes]:
+        """The value (`DayState` bytes) of each day of the period that holds figures.
+
+        A month's days are one range of the store ("emp|2026-11-01", "emp|2026-11-02", ...;
+        a source's entries sort elsewhere, "emp|#..."): read in one pass where the store
+        can (RocksDB: one seek), instead of a point read for each of the month's days, most
+        of which are empty (snapshots and gauges compute a month object for every changed
+        employee).
+        """
+        kv = scoped(self.kv, employee_id)
+        prefix = f"{employee_id}|{period.first.isoformat()[:8]}"  # "emp|2026-11-"
+        found = prefix_scan(kv, prefix) if period.is_month else None
+        if found is None:
+            for d in period.days():
+                key = day_key(employee_id, d)
+                raw = kv.get(key)
+                if raw is not None:
+                    yield raw
+            return
+        for key, value in found:
+            rest = key[len(prefix):]  # "01", else another key sharing the prefix
+            # the period may end before the month does (a month to date)
+            if (len(rest) == 2 and rest.isascii() and rest.isdigit()
+                    and int(rest) <= period.last.day):
+                yield value
+
+    def plan(self, employee_id: str, period: Period) -> Decimal:
+        absent = self.roster.absences(employee_id)
+        if period.is_month:
+            return self.cat.month_plan(period.first.year, period.first.month, absent, self.live)
+        return self.cat.day_plan(period.first, period.first in absent, self.live)
+
+    def to_date(self, employee_id: str, period: Period) -> dict[str, Any]:
+        """A month's figures to date, beside its whole-month ones: kpi minutes, plan and
+        attainment over the month's days up to and including `period.today`. Today counts
+        whole (its full plan), so in the morning the to-date attainment reads low and
+        climbs as the day's work is credited. A past month is all to date (its values
+        equal the whole month's); a future month has nothing to date (plan 0, attainment
+        null, `to_date_through` null)."""
+        today = period.today
+        assert today is not None and period.is_month
+        last = min(period.last, today)
+        if last < period.first:
+            kpi, plan, through = Decimal(0), Decimal(0), None
+        else:
+            so_far = Period(period.text, period.first, last)
+            absent = self.roster.absences(employee_id)
+            kpi = self.totals(employee_id, so_far)[0].kpi_minutes
+            plan = sum((self.cat.day_plan(d, d in absent, self.live) for d in so_far.days()),
+                       Decimal(0))
+            through = last.isoformat()
+        return {"to_date_through": through, "kpi_minutes_to_date": round2(kpi),
+                "plan_minutes_to_date": round2(plan),
+                "attainment_to_date_pct": pct(kpi, plan)}
+
+    def _params(self, period: Period) -> tuple[Decimal | None, Decimal | None, Any]:
+        if period.is_month:
+            order = self.cat.month_order(period.first.year, period.first.month, self.live)
+        else:
+            order = self.cat.day_order(period.first, self.live)
+        if order is None:
+            return None, None, None
+        return order.calls_per_hour_target, order.sla_goal_pct, order.bonus_scale
+
+    def employee(self, employee_id: str, period: Period, generation: int) -> dict[str, Any]:
+        """The employee object (docs/events.md) for a day or a month; a month read with
+        `today` known also carries its figures to date (snapshots do not: a value "to date"
+        would go stale on the topic while nothing changes)."""
+        c, handled = self.totals(employee_id, period)
+        target, goal, scale = self._params(period)
+        obj = employee_object(
+            employee_id=employee_id,
+            department_id=self.roster.department_of(employee_id),
+            period=period.text,
+            generation=generation,
+            c=c,
+            tickets_handled=handled,
+            plan_minutes=self.plan(employee_id, period),
+            is_month=period.is_month,
+            calls_per_hour_target=target,
+            sla_goal_pct=goal,
+            bonus_scale=scale,
+            extended=self.extended,
+        )
+        if period.is_month and period.today is not None:
+            obj.update(self.to_date(employee_id, period))
+        return obj
+
+    def detail(self, employee_id: str, period: Period, generation: int) -> dict[str, Any]:
+        """An employee object plus the raw numerators a department total needs."""
+        c, handled = self.totals(employee_id, period)
+        return {"employee": self.employee(employee_id, period, generation),
+                "counters": c.to_list(), "handled": handled,
+                "plan": str(self.plan(employee_id, period))}
+
+    def department_from(self, department_id: str, period: Period, generation: int,
+                        details: list[dict[str, Any]]) -> dict[str, Any]:
+        """The manager's view from each employee's `detail` (gathered from their owners)."""
+        items = [(Counters.from_list(d["counters"]), d["handled"], Decimal(d["plan"]))
+                 for d in details]
+        target, goal, _ = self._params(period)
+        pool = (pool_minutes(self.roster, self.cat, department_id, period.days(),
+                             live=self.live) if self.extended else 0)
+        return {
+            "department_id": department_id,
+            "period": period.text,
+            "generation": generation,
+            "employees": [d["employee"] for d in details],
+            "totals": department_totals(items, is_month=period.is_month,
+                                        calls_per_hour_target=target, sla_goal_pct=goal,
+                                        extended=self.extended, pool_minutes=pool),
+        }
+
+    def department(self, department_id: str, period: Period, generation: int) -> dict[str, Any]:
+        """The manager's view when every member's state is in this store."""
+        details = [self.detail(e, period, generation)
+                   for e in self.roster.employees_of(department_id)]
+        return self.department_from(department_id, period, generation, details)
+
+
+class EmployeeProjector(EmployeeReads):
+    """Applies ticket facts and employee-keyed events; answers the employee and department API."""
+
+    def __init__(self, kv: Any, cat: OrderCatalogue, roster: Roster, *, live: bool,
+                 extended: bool = True, ranges: Any = None) -> None:
+        super().__init__(kv, cat, roster, live=live, extended=extended)
+        # Where an employee's stored days are listed (a store that reads key ranges):
+        # the store itself, unless its writes go where ranges cannot be read back from it.
+        self.ranges = kv if ranges is None else ranges
         # Employees whose marker this process knows is written (so an event costs no read
         # for it); like the store's other mirrors, dropped on a rebalance (`forget`).
         # Decoded days are deliberately not kept across batches: today's day of every seat,
@@ -449,140 +593,3 @@ class EmployeeProjector:
             if parts is not None and parts[0] == employee_id:
                 days.add(parts[1])
         return sorted(days | stored_days(self.ranges, employee_id))
-
-    # -- read side --------------------------------------------------------------------
-
-    def known(self, employee_id: str) -> bool:
-        """Named by an accepted event (a fact, a call, a rating, a roster entry)."""
-        kv = scoped(self.kv, employee_id)
-        return (self.roster.registered(employee_id)
-                or kv.get(employee_id + MARKER_SUFFIX) is not None)
-
-    def totals(self, employee_id: str, period: Period) -> tuple[Counters, int]:
-        """Summed counters and distinct handled tickets over the period's days."""
-        total = Counters()
-        handled: set[str] = set()
-        for raw in self._day_values(employee_id, period):
-            tot, ids = orjson.loads(raw)
-            total = total + Counters.from_list(tot)
-            handled.update(ids)
-        return total, len(handled)
-
-    def _day_values(self, employee_id: str, period: Period) -> Iterator[bytes]:
-        """The value (`DayState` bytes) of each day of the period that holds figures.
-
-        A month's days are one range of the store ("emp|2026-11-01", "emp|2026-11-02", ...;
-        a source's entries sort elsewhere, "emp|#..."): read in one pass where the store
-        can (RocksDB: one seek), instead of a point read for each of the month's days, most
-        of which are empty (snapshots and gauges compute a month object for every changed
-        employee).
-        """
-        kv = scoped(self.kv, employee_id)
-        prefix = f"{employee_id}|{period.first.isoformat()[:8]}"  # "emp|2026-11-"
-        found = prefix_scan(kv, prefix) if period.is_month else None
-        if found is None:
-            for d in period.days():
-                key = day_key(employee_id, d)
-                raw = kv.get(key)
-                if raw is not None:
-                    yield raw
-            return
-        for key, value in found:
-            rest = key[len(prefix):]  # "01", else another key sharing the prefix
-            # the period may end before the month does (a month to date)
-            if (len(rest) == 2 and rest.isascii() and rest.isdigit()
-                    and int(rest) <= period.last.day):
-                yield value
-
-    def plan(self, employee_id: str, period: Period) -> Decimal:
-        absent = self.roster.absences(employee_id)
-        if period.is_month:
-            return self.cat.month_plan(period.first.year, period.first.month, absent, self.live)
-        return self.cat.day_plan(period.first, period.first in absent, self.live)
-
-    def to_date(self, employee_id: str, period: Period) -> dict[str, Any]:
-        """A month's figures to date, beside its whole-month ones: kpi minutes, plan and
-        attainment over the month's days up to and including `period.today`. Today counts
-        whole (its full plan), so in the morning the to-date attainment reads low and
-        climbs as the day's work is credited. A past month is all to date (its values
-        equal the whole month's); a future month has nothing to date (plan 0, attainment
-        null, `to_date_through` null)."""
-        today = period.today
-        assert today is not None and period.is_month
-        last = min(period.last, today)
-        if last < period.first:
-            kpi, plan, through = Decimal(0), Decimal(0), None
-        else:
-            so_far = Period(period.text, period.first, last)
-            absent = self.roster.absences(employee_id)
-            kpi = self.totals(employee_id, so_far)[0].kpi_minutes
-            plan = sum((self.cat.day_plan(d, d in absent, self.live) for d in so_far.days()),
-                       Decimal(0))
-            through = last.isoformat()
-        return {"to_date_through": through, "kpi_minutes_to_date": round2(kpi),
-                "plan_minutes_to_date": round2(plan),
-                "attainment_to_date_pct": pct(kpi, plan)}
-
-    def _params(self, period: Period) -> tuple[Decimal | None, Decimal | None, Any]:
-        if period.is_month:
-            order = self.cat.month_order(period.first.year, period.first.month, self.live)
-        else:
-            order = self.cat.day_order(period.first, self.live)
-        if order is None:
-            return None, None, None
-        return order.calls_per_hour_target, order.sla_goal_pct, order.bonus_scale
-
-    def employee(self, employee_id: str, period: Period, generation: int) -> dict[str, Any]:
-        """The employee object (docs/events.md) for a day or a month; a month read with
-        `today` known also carries its figures to date (snapshots do not: a value "to date"
-        would go stale on the topic while nothing changes)."""
-        c, handled = self.totals(employee_id, period)
-        target, goal, scale = self._params(period)
-        obj = employee_object(
-            employee_id=employee_id,
-            department_id=self.roster.department_of(employee_id),
-            period=period.text,
-            generation=generation,
-            c=c,
-            tickets_handled=handled,
-            plan_minutes=self.plan(employee_id, period),
-            is_month=period.is_month,
-            calls_per_hour_target=target,
-            sla_goal_pct=goal,
-            bonus_scale=scale,
-            extended=self.extended,
-        )
-        if period.is_month and period.today is not None:
-            obj.update(self.to_date(employee_id, period))
-        return obj
-
-    def detail(self, employee_id: str, period: Period, generation: int) -> dict[str, Any]:
-        """An employee object plus the raw numerators a department total needs."""
-        c, handled = self.totals(employee_id, period)
-        return {"employee": self.employee(employee_id, period, generation),
-                "counters": c.to_list(), "handled": handled,
-                "plan": str(self.plan(employee_id, period))}
-
-    def department_from(self, department_id: str, period: Period, generation: int,
-                        details: list[dict[str, Any]]) -> dict[str, Any]:
-        """The manager's view from each employee's `detail` (gathered from their owners)."""
-        items = [(Counters.from_list(d["counters"]), d["handled"], Decimal(d["plan"]))
-                 for d in details]
-        target, goal, _ = self._params(period)
-        pool = (pool_minutes(self.roster, self.cat, department_id, period.days(),
-                             live=self.live) if self.extended else 0)
-        return {
-            "department_id": department_id,
-            "period": period.text,
-            "generation": generation,
-            "employees": [d["employee"] for d in details],
-            "totals": department_totals(items, is_month=period.is_month,
-                                        calls_per_hour_target=target, sla_goal_pct=goal,
-                                        extended=self.extended, pool_minutes=pool),
-        }
-
-    def department(self, department_id: str, period: Period, generation: int) -> dict[str, Any]:
-        """The manager's view when every member's state is in this store."""
-        details = [self.detail(e, period, generation)
-                   for e in self.roster.employees_of(department_id)]
-        return self.department_from(department_id, period, generation, details)
