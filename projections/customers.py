@@ -14,6 +14,7 @@ a replacement carrying the customer's version, which the employee side applies o
 from __future__ import annotations
 
 from collections import OrderedDict, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +22,7 @@ import orjson
 
 from processors.counters import Counters
 from processors.repeats import Contact, repeats_by_employee_day
-from projections.store import lru_put, scoped
+from projections.store import lru_put, next_version, scoped
 
 
 @dataclass(slots=True)
@@ -53,6 +54,8 @@ class CustomerProjector:
     def __init__(self, kv: Any, parsed_limit: int = 20_000) -> None:
         self.kv = kv
         self._states: dict[str, CustomerState] = {}
+        # How a replacement's version follows the last (see `next_version`).
+        self.versions: Callable[[int], int] = next_version
         self._changed: set[str] = set()
         # Contacts decoded recently, by (customer, ticket): (version, contact). The rule
         # re-reads every contact of a customer on each change, and decoding them all again
@@ -129,7 +132,7 @@ class CustomerProjector:
         st.published = new
         if not changed:
             return []
-        st.version += 1
+        st.version = self.versions(st.version)
         self._changed.add(customer_id)
         return [(emp, repeat_fact(customer_id, st.version, items))
                 for emp, items in changed.items()]

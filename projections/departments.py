@@ -18,7 +18,7 @@ live: as known by the day's end), so a change of orders re-runs the department's
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -31,7 +31,7 @@ from processors.calendar import OrderCatalogue
 from processors.counters import Counters
 from processors.cover import MemberDay, cover_day, exact
 from projections.roster import Roster
-from projections.store import scoped
+from projections.store import next_version, scoped
 
 _DAY_LEN = len("YYYY-MM-DD")
 
@@ -84,6 +84,8 @@ class DepartmentProjector:
         self.kv = kv
         self.cat = cat
         self.live = live
+        # How a replacement's version follows the last (see `next_version`).
+        self.versions: Callable[[int], int] = next_version
         self._states: dict[str, DepartmentDay] = {}
         self._changed: set[str] = set()
 
@@ -141,7 +143,7 @@ class DepartmentProjector:
         st.published = covers
         if not changed:
             return out
-        st.version += 1
+        st.version = self.versions(st.version)
         self._changed.add(key)
         for e, c in changed:
             out.append((e, cover_fact(department_id, st.version, [[day, _cover_list(c), 0]])))

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import calendar as _calendar
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -28,7 +28,7 @@ from processors.counters import Counters, event_counters
 from processors.figures import department_totals, employee_object, pct, round2
 from projections.departments import pool_minutes, summary_fact
 from projections.roster import Roster
-from projections.store import prefix_scan, scoped
+from projections.store import next_version, prefix_scan, scoped
 from schemas.events import Event
 
 _PERIOD = re.compile(r"^(\d{4})-(\d{2})(?:-(\d{2}))?$")
@@ -213,7 +213,9 @@ Sends = list[tuple[str, bytes]]
 
 
 def next_summary(employee_id: str, day: str, last: list[Any] | None, department: str | None,
-                 minutes: Decimal, absent: bool) -> tuple[list[Any] | None, Sends]:
+                 minutes: Decimal, absent: bool,
+                 versions: Callable[[int], int] = next_version
+                 ) -> tuple[list[Any] | None, Sends]:
     """A day's summary for departments after a change: (what to remember as sent, the
     (department_id, summary fact) to send). A day whose kpi_minutes, absence or
     department moved since its last summary is told again with the next version; a
@@ -224,7 +226,7 @@ def next_summary(employee_id: str, day: str, last: list[Any] | None, department:
     if last is not None and (last[1], Decimal(last[2]), last[3]) == (department, minutes,
                                                                       absent):
         return last, []
-    version = (last[0] if last is not None else 0) + 1
+    version = versions(last[0] if last is not None else 0)
     out: Sends = []
     if last is not None and last[1] is not None and last[1] != department:
         out.append((last[1], summary_fact(employee_id, day, version, Decimal(last[2]),
@@ -408,6 +410,8 @@ class EmployeeProjector(EmployeeReads):
     def __init__(self, kv: Any, cat: OrderCatalogue, roster: Roster, *, live: bool,
                  extended: bool = True, ranges: Any = None) -> None:
         super().__init__(kv, cat, roster, live=live, extended=extended)
+        # How a summary's version follows the last (see `next_version`).
+        self.versions: Callable[[int], int] = next_version
         # Where an employee's stored days are listed (a store that reads key ranges):
         # the store itself, unless its writes go where ranges cannot be read back from it.
         self.ranges = kv if ranges is None else ranges
@@ -573,7 +577,7 @@ class EmployeeProjector(EmployeeReads):
             key, loaded = self._load(employee_id, day)
             last, sent = next_summary(employee_id, day, loaded.sources.summary, department,
                                       loaded.state.total.kpi_minutes,
-                                      date.fromisoformat(day) in absences)
+                                      date.fromisoformat(day) in absences, self.versions)
             if sent:
                 loaded.sources.summary = last
                 self._dirty_sources.add(key)

@@ -28,7 +28,7 @@ from projections.employees import (
     parse_period,
 )
 from projections.roster import Roster
-from projections.store import MemoryKV
+from projections.store import MemoryKV, counted_version
 from projections.tickets import TicketOutput, TicketProjector
 from schemas.events import Event, NormOrderIssued
 from schemas.topics import topic_for_type
@@ -63,6 +63,9 @@ class Pipeline:
                                            live=self.live, extended=self.extended)
         self.customers = CustomerProjector(self.customers_kv)
         self.departments = DepartmentProjector(self.departments_kv, self.cat, live=self.live)
+        # Nothing here recovers from a changelog: versions count, so a fold is reproducible.
+        for side in (self.employees, self.customers, self.departments):
+            side.versions = counted_version
         # (employee, day) pairs changed in the current batch, summarised at its end
         self._pending: set[tuple[str, date]] = set()
 

@@ -7,6 +7,7 @@ these two.
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
@@ -175,3 +176,22 @@ class BatchKV:
         self._dirty.clear()
         self._cache.clear()
         return n
+
+
+def next_version(last: int) -> int:
+    """The version of a replacement that follows `last`: past it, and past every version
+    this store's owner may have sent before a crash.
+
+    A replacement is sent before the store that counts it reaches its changelog, so a
+    worker that takes the store over from the changelog (after a crash, or on another
+    machine) can find a lower count than its receivers already hold; counting on from
+    there, its new replacements would be taken as stale. Microseconds of the wall clock
+    move past whatever the dead process sent (it sent before it died), and `last + 1`
+    keeps the order within one process whatever the clock does.
+    """
+    return max(last + 1, time.time_ns() // 1000)
+
+
+def counted_version(last: int) -> int:
+    """`next_version` for a fold that never recovers (the pure fold): reproducible."""
+    return last + 1

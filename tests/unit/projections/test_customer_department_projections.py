@@ -4,6 +4,7 @@ replacement once."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
@@ -25,7 +26,7 @@ from projections.employees import (
     parse_period,
 )
 from projections.roster import Roster
-from projections.store import MemoryKV, RocksKV
+from projections.store import MemoryKV, RocksKV, counted_version, next_version
 from projections.tickets import TicketProjector, TicketState, contact_fact
 from schemas.events import NormOrderIssued
 from tests import factory as f
@@ -163,7 +164,7 @@ def test_a_redelivered_input_says_the_days_summary_again(kv_factory: Any) -> Non
     ticket = orjson.dumps({"t": "t-1", "v": 3, "i": [[day, minutes.to_list(), 1]]})
     assert ep.apply_fact("e-1", ticket) == [date(2026, 11, 2)]
     first = ep.summaries("e-1", [day])
-    assert [(d, orjson.loads(b)["v"]) for d, b in first] == [("d-1", 1)]
+    assert [d for d, _ in first] == ["d-1"]
     ep.end_batch()
     # the same ticket fact again: nothing changes, the summary is said again
     assert ep.apply_fact("e-1", ticket) == []
@@ -188,3 +189,14 @@ def test_a_redelivered_input_says_the_days_summary_again(kv_factory: Any) -> Non
     ep.end_batch()
     ep.apply_event(f.model(f.absent("e-1", day)))
     assert ep.summaries("e-1", [day]) == absent
+
+
+def test_versions_move_past_what_a_lost_process_sent() -> None:
+    """A store taken over from its changelog may count fewer replacements than its
+    receivers hold; the next version still goes past every one sent before."""
+    sent_before_crash = next_version(next_version(0))
+    time.sleep(0.002)  # the restart (seconds, in truth)
+    recovered = 0  # the changelog never got the count
+    assert next_version(recovered) > sent_before_crash
+    assert next_version(10**18) == 10**18 + 1  # within a process: always on from the last
+    assert counted_version(4) == 5
