@@ -85,6 +85,8 @@ from streams.devtools.benchkit import (
     status_child,
 )
 from streams.devtools.broker import BrokerError, EmbeddedBroker, free_port
+from streams.devtools.peers import SKIPPED, quix_available, quix_peer
+from streams.devtools.scaleout import ours_cpu_per_event, ours_workers, scaling_lines
 from streams.settings import Settings
 from streams.worker.memory import allocator_in_use
 
@@ -162,7 +164,7 @@ def preload(run: _Run) -> dict[str, Any]:
     with Meter("preloading the broker", cfg.events, cfg.interactive) as m:
         _bounded(_produce(run.bootstrap, run.prefix, records, m), cfg.timeout, "preload")
     seconds = time.time() - t0
-    ends = highwaters(run.bootstrap, run.inputs)
+    ends = run.preloaded = highwaters(run.bootstrap, run.inputs)
     stored = sum(ends.values())
     if stored != cfg.events:
         raise BenchError(f"preload: the broker holds {stored} input records, expected "
@@ -749,13 +751,22 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
         results["faust_pass_through"] = (faust_baseline(r, "pass-through")
                                          if "pass-through" in want else None)
         results["faust_naive"] = faust_baseline(r, "naive") if "naive" in want else None
+        results["quix"] = quix_peer(r) if "quix" in want else None
+        results["quix_skipped"] = SKIPPED if "quix" in want and not quix_available() else None
         results["ours"] = ours(r) if "ours" in want else None
         results["replay"] = replay_phase(r) if "replay" in want else None
         results["replay_workers"] = (replay_phase(r, cfg.workers)
                                      if "replay" in want and cfg.workers > 1 else None)
+        results["ours_workers"] = (ours_workers(r, cfg.workers)
+                                   if "ours" in want and cfg.workers > 1 else None)
         o = results["ours"]
+        if o:
+            o.update(ours_cpu_per_event(o))
         results["ratios"] = {
             "ours_over_naive": _ratio(o, results["faust_naive"]),
+            "ours_over_quix": _ratio(o, results["quix"]),
+            "quix_over_naive": _ratio(results["quix"], results["faust_naive"]),
+            "ours_scaling": _ratio(results["ours_workers"], o),
             "ours_over_pass_through": _ratio(o, results["faust_pass_through"]),
             "ours_over_plain_consumer": _ratio(o, results["plain_consumer"]),
             "replay_over_live": _ratio(results["replay"], o),
@@ -833,7 +844,10 @@ def render(results: dict[str, Any]) -> None:
             ("plain aiokafka consumer", "plain_consumer"),
             ("Faust pass-through agent", "faust_pass_through"),
             ("Faust naive agent (1 write/event)", "faust_naive"),
+            ("Quix Streams counter (1 write/event)", "quix"),
             ("kpi worker, end to end (ours)", "ours"),
+            (f"kpi worker x{(results.get('ours_workers') or {}).get('workers')} (ours)",
+             "ours_workers"),
             ("kpi replay, 1 worker", "replay"),
             (f"kpi replay, {(results.get('replay_workers') or {}).get('workers')} workers",
              "replay_workers")]
@@ -852,6 +866,10 @@ def render(results: dict[str, Any]) -> None:
     if o:
         _render_ours(console, o)
     _render_replays(console, results)
+    for line in scaling_lines(results):
+        console.print(line)
+    if results.get("quix_skipped"):
+        console.print(results["quix_skipped"])
     ratios = results["ratios"]
 
     def x(v: float | None) -> str:
@@ -861,8 +879,12 @@ def render(results: dict[str, Any]) -> None:
                   f"{x(ratios['ours_over_pass_through'])}, ours/plain-consumer "
                   f"{x(ratios['ours_over_plain_consumer'])}, replay/live "
                   f"{x(ratios['replay_over_live'])}"
+                  + (f", ours/quix {x(ratios['ours_over_quix'])}, quix/naive "
+                     f"{x(ratios['quix_over_naive'])}" if results.get("quix") else "")
                   + (f", replay {results['replay_workers']['workers']} workers / 1 "
-                     f"{x(ratios['replay_scaling'])}" if results.get("replay_workers") else ""))
+                     f"{x(ratios['replay_scaling'])}" if results.get("replay_workers") else "")
+                  + (f", ours {results['ours_workers']['workers']} workers / 1 "
+                     f"{x(ratios['ours_scaling'])}" if results.get("ours_workers") else ""))
     m = results["machine"]
     console.print(f"machine: {m['cpus']} x {m['cpu']}, {mib(m['memory_bytes'])}, "
                   f"Python {m['python']}; load before {m['load_before']}, "

@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ class BenchError(RuntimeError):
     """A phase failed or ran out of time; the message says which and where the logs are."""
 
 
-PHASES = ("pure-fold", "plain", "pass-through", "naive", "ours", "replay")
+PHASES = ("pure-fold", "plain", "pass-through", "naive", "quix", "ours", "replay")
 
 
 @dataclass
@@ -52,7 +53,8 @@ class BenchConfig:
     phases: frozenset[str] = frozenset(PHASES)
     work_dir: Path | None = None
     keep: bool = False
-    # Building workers of a second replay, beside the first one's single worker (1: none)
+    # Workers of a second live run and of a second replay, beside the first ones' single
+    # worker (1: none)
     workers: int = 1
     interactive: bool = field(default_factory=lambda: sys.stderr.isatty())
 
@@ -69,6 +71,8 @@ class _Run:
     # Employees whose month figures must read the same before and after the worker's
     # warm restart (the first ones the preload's calls name)
     samples: list[str] = field(default_factory=list)
+    # End offset of each input partition after the preload (the live feed appends to them)
+    preloaded: Offsets = field(default_factory=dict)
 
     @property
     def inputs(self) -> list[str]:
@@ -288,11 +292,12 @@ class StatusFile:
             self.write()
 
 
-def status_child(run: _Run, label: str, name: str, args: list[str]) -> dict[str, Any]:
-    """Run `python -m <args> --status FILE` until its StatusFile says it saw N events: its
-    rate from its first event, its peak RSS, malloc and CPU (and the broker's). The child
-    runs on the malloc our worker picks (KPI_ALLOCATOR): the same for every process compared.
-    """
+def status_child(run: _Run, label: str, name: str, args: list[str],
+                 until: Callable[[], bool] | None = None) -> dict[str, Any]:
+    """Run `python -m <args> --status FILE` until its StatusFile says it saw N events (and
+    then until `until()` holds, if given): its rate from its first event, its peak RSS,
+    malloc and CPU (and the broker's). The child runs on the malloc our worker picks
+    (KPI_ALLOCATOR): the same for every process compared."""
     cfg = run.cfg
     status = run.dir / f"{name}.status.json"
     log_path = run.dir / f"{name}.log"
@@ -304,6 +309,8 @@ def status_child(run: _Run, label: str, name: str, args: list[str]) -> dict[str,
     t_start = time.time()
     try:
         st = _await_status(proc, status, cpu, label, log_path, cfg)
+        if until is not None:
+            st["end"] = _await(until, proc, label, log_path, cfg.timeout)
         rss = _proc_status(proc.pid, "VmHWM")
         allocator = allocator_in_use(f"/proc/{proc.pid}/maps")
         cpu_used = cpu.end()
@@ -337,3 +344,16 @@ def _await_status(proc: subprocess.Popen[bytes], status: Path, cpu: _Cpu, label:
                 raise BenchError(f"{label}: {st.get('n', 0)}/{cfg.events} events after "
                                  f"{cfg.timeout:.0f}s (log: {log_path})")
             time.sleep(0.25)
+
+
+def _await(until: Callable[[], bool], proc: subprocess.Popen[bytes], label: str,
+           log_path: Path, timeout: float) -> float:
+    """When `until()` first held (polled every 0.1 s while the child lives)."""
+    deadline = time.monotonic() + timeout
+    while not until():
+        if proc.poll() is not None:
+            raise BenchError(f"{label} exited with {proc.returncode} (log: {log_path})")
+        if time.monotonic() > deadline:
+            raise BenchError(f"{label}: not committed after {timeout:.0f}s (log: {log_path})")
+        time.sleep(0.1)
+    return time.time()
