@@ -413,7 +413,8 @@ def ours(run: _Run) -> dict[str, Any]:
         if any(f is None for f in before.values()):
             raise BenchError(f"ours: no month figures for {sorted(before)} (log: {log_path})")
     restart = warm_restart(run, before)
-    return {**backlog, "peak_rss_bytes": rss, "allocator": allocator,
+    return {**backlog, **ours_cpu_per_event(backlog), "peak_rss_bytes": rss,
+            "allocator": allocator,
             "lag_backlog_p50_s": _round(quantile(lag_backlog, 0.5)),
             "lag_backlog_p99_s": _round(quantile(lag_backlog, 0.99)),
             "live": live, "restart": restart}
@@ -714,6 +715,20 @@ def _ratio(a: dict[str, Any] | None, b: dict[str, Any] | None) -> float | None:
     return round(a["events_per_s"] / b["events_per_s"], 3)
 
 
+def _ratios(results: dict[str, Any]) -> dict[str, float | None]:
+    o = results["ours"]
+    return {
+        "ours_over_naive": _ratio(o, results["faust_naive"]),
+        "ours_over_quix": _ratio(o, results["quix"]),
+        "quix_over_naive": _ratio(results["quix"], results["faust_naive"]),
+        "ours_scaling": _ratio(results["ours_workers"], o),
+        "ours_over_pass_through": _ratio(o, results["faust_pass_through"]),
+        "ours_over_plain_consumer": _ratio(o, results["plain_consumer"]),
+        "replay_over_live": _ratio(results["replay"], o),
+        "replay_scaling": _ratio(results["replay_workers"], results["replay"]),
+    }
+
+
 def run(cfg: BenchConfig) -> dict[str, Any]:
     """Every phase in order; returns the figures (see the module docstring)."""
     if cfg.events < 1:
@@ -759,19 +774,7 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
                                      if "replay" in want and cfg.workers > 1 else None)
         results["ours_workers"] = (ours_workers(r, cfg.workers)
                                    if "ours" in want and cfg.workers > 1 else None)
-        o = results["ours"]
-        if o:
-            o.update(ours_cpu_per_event(o))
-        results["ratios"] = {
-            "ours_over_naive": _ratio(o, results["faust_naive"]),
-            "ours_over_quix": _ratio(o, results["quix"]),
-            "quix_over_naive": _ratio(results["quix"], results["faust_naive"]),
-            "ours_scaling": _ratio(results["ours_workers"], o),
-            "ours_over_pass_through": _ratio(o, results["faust_pass_through"]),
-            "ours_over_plain_consumer": _ratio(o, results["plain_consumer"]),
-            "replay_over_live": _ratio(results["replay"], o),
-            "replay_scaling": _ratio(results["replay_workers"], results["replay"]),
-        }
+        results["ratios"] = _ratios(results)
         results["machine"]["load_after"] = [round(x, 2) for x in os.getloadavg()]
         ok = True
         return results
@@ -819,6 +822,24 @@ def _render_replays(console: Any, results: dict[str, Any]) -> None:
                           f"{r['cpu_us_per_event_workers']:.0f} µs in the workers "
                           f"({', '.join(f'{c:.1f}' for c in r['cpu_workers_s'] if c)} s), "
                           f"{r['cpu_us_per_event_broker'] or 0:.0f} µs in the broker")
+
+
+def _render_ratios(console: Any, results: dict[str, Any]) -> None:
+    ratios = results["ratios"]
+
+    def x(v: float | None) -> str:
+        return "n/a" if v is None else f"{v:.2f}x"
+
+    console.print(f"ratios: ours/naive {x(ratios['ours_over_naive'])}, ours/pass-through "
+                  f"{x(ratios['ours_over_pass_through'])}, ours/plain-consumer "
+                  f"{x(ratios['ours_over_plain_consumer'])}, replay/live "
+                  f"{x(ratios['replay_over_live'])}"
+                  + (f", ours/quix {x(ratios['ours_over_quix'])}, quix/naive "
+                     f"{x(ratios['quix_over_naive'])}" if results.get("quix") else "")
+                  + (f", replay {results['replay_workers']['workers']} workers / 1 "
+                     f"{x(ratios['replay_scaling'])}" if results.get("replay_workers") else "")
+                  + (f", ours {results['ours_workers']['workers']} workers / 1 "
+                     f"{x(ratios['ours_scaling'])}" if results.get("ours_workers") else ""))
 
 
 def render(results: dict[str, Any]) -> None:
@@ -870,21 +891,7 @@ def render(results: dict[str, Any]) -> None:
         console.print(line)
     if results.get("quix_skipped"):
         console.print(results["quix_skipped"])
-    ratios = results["ratios"]
-
-    def x(v: float | None) -> str:
-        return "n/a" if v is None else f"{v:.2f}x"
-
-    console.print(f"ratios: ours/naive {x(ratios['ours_over_naive'])}, ours/pass-through "
-                  f"{x(ratios['ours_over_pass_through'])}, ours/plain-consumer "
-                  f"{x(ratios['ours_over_plain_consumer'])}, replay/live "
-                  f"{x(ratios['replay_over_live'])}"
-                  + (f", ours/quix {x(ratios['ours_over_quix'])}, quix/naive "
-                     f"{x(ratios['quix_over_naive'])}" if results.get("quix") else "")
-                  + (f", replay {results['replay_workers']['workers']} workers / 1 "
-                     f"{x(ratios['replay_scaling'])}" if results.get("replay_workers") else "")
-                  + (f", ours {results['ours_workers']['workers']} workers / 1 "
-                     f"{x(ratios['ours_scaling'])}" if results.get("ours_workers") else ""))
+    _render_ratios(console, results)
     m = results["machine"]
     console.print(f"machine: {m['cpus']} x {m['cpu']}, {mib(m['memory_bytes'])}, "
                   f"Python {m['python']}; load before {m['load_before']}, "
