@@ -200,7 +200,7 @@ def _group_backlog(run: _Run, group: Group) -> dict[str, Any]:
     first: tuple[float, int] | None = None
     cpu0: tuple[list[float | None], float | None] = ([], None)
     candidate: tuple[float, Any] | None = None
-    counted = 0
+    counted, each = 0, [0] * group.count
     with Meter(label, n, cfg.interactive) as m:
         while True:
             group.alive()
@@ -208,7 +208,8 @@ def _group_backlog(run: _Run, group: Group) -> dict[str, Any]:
                 raise BenchError(f"ours with {group.count} workers: {counted}/{n} events "
                                  f"counted after {cfg.timeout:.0f}s (logs: {group.log(0)}, ...)")
             now = time.time()
-            counted = sum(_counted(_scrape(b, COUNTERS) or "") for b in group.bases)
+            each = [_counted(_scrape(b, COUNTERS) or "") for b in group.bases]
+            counted = sum(each)
             m.update(min(counted, n))
             if counted and first is None:
                 first = (now, min(counted, n))
@@ -225,7 +226,7 @@ def _group_backlog(run: _Run, group: Group) -> dict[str, Any]:
     assert first is not None and candidate is not None
     if not cfg.interactive:
         _say(f"{label}: the group committed every event")
-    return {**_rate(n, first, candidate[0], t_start), "counted": counted,
+    return {**_rate(n, first, candidate[0], t_start), "counted": counted, "counted_workers": each,
             **_cpu_window(cpu0, group.cpu(), _cpu_seconds(run.broker_pid), n)}
 
 
@@ -251,8 +252,10 @@ def scaling_lines(results: dict[str, Any]) -> list[str]:
             continue
         n = d.get("workers", 1)
         per = d.get("cpu_workers_s") or [d.get("cpu_process_s")]
+        broker = d.get("cpu_us_per_event_broker")
         out.append(f"ours with {n} worker(s): {d['events_per_s']:,.0f} events/s, CPU per event "
                    f"{d['cpu_us_per_event_workers']:.0f} µs in the workers "
                    f"({', '.join(f'{c:.1f}' for c in per if c is not None)} s), "
-                   f"{d.get('cpu_us_per_event_broker') or 0:.0f} µs in the broker")
+                   + ("broker not measured" if broker is None
+                      else f"{broker:.0f} µs in the broker"))
     return out
