@@ -890,7 +890,7 @@ def render(results: dict[str, Any]) -> None:
     for line in scaling_lines(results):
         console.print(line)
     if results.get("quix_skipped"):
-        console.print(results["quix_skipped"])
+        console.print(results["quix_skipped"], markup=False)  # "[peer]" is not a style
     _render_ratios(console, results)
     m = results["machine"]
     console.print(f"machine: {m['cpus']} x {m['cpu']}, {mib(m['memory_bytes'])}, "

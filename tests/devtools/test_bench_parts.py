@@ -47,3 +47,24 @@ def test_one_worker_cpu_per_event_and_the_printed_lines() -> None:
         "(0.6, 0.5 s), 100 µs in the broker"]
     assert scaling_lines({"ours": None, "ours_workers": None}) == []
     assert ours_cpu_per_event(None) == {}
+
+
+def test_the_printout_names_a_skipped_peer_in_plain_text(capsys) -> None:
+    """Without the 'peer' extra the run prints one note (rich must not read "[peer]" as
+    a style) and the ratios leave Quix out."""
+    from streams.devtools.bench import _ratios, render
+    from streams.devtools.peers import SKIPPED
+
+    results: dict = {"events": 10, "partitions": 1, "broker": "external x:1",
+                     "preload": {"events": 10, "seconds": 0.1, "events_per_s": 100.0,
+                                 "employees": 1, "tickets": 2},
+                     "faust_naive": None, "quix": None, "quix_skipped": SKIPPED,
+                     "ours": None, "ours_workers": None, "faust_pass_through": None,
+                     "plain_consumer": None, "replay": None, "replay_workers": None,
+                     "machine": {"cpus": 2, "cpu": "x", "memory_bytes": 2**30,
+                                 "python": "3.11", "load_before": [0.0]}}
+    results["ratios"] = _ratios(results)
+    render(results)
+    out = " ".join(capsys.readouterr().out.split())
+    assert SKIPPED in out and "ours/quix" not in out
+    assert results["ratios"]["ours_over_quix"] is None
