@@ -1,12 +1,12 @@
 """A peer framework in the bench's run: Quix Streams (the optional `peer` extra).
 
 Its job is the Faust naive baseline's: count the events of every input topic per message
-key in a RocksDB-backed state, each count also a changelog record. One streaming dataframe
+key in a RocksDB-backed state with a changelog. One streaming dataframe
 per input topic, each with its own store and changelog topic (Quix scopes state to the
 message key, as Faust's table is keyed here). Quix's defaults otherwise (at-least-once).
-Faust writes each count to RocksDB and the changelog as it is made; Quix writes a
-checkpoint's counts when it commits, so its run ends only once its committed offsets reach
-the end of every input partition.
+Faust writes each count to RocksDB and the changelog as it is made; Quix writes each
+changed key's last count of a checkpoint when it commits, so its run ends only once its
+committed offsets reach the end of every input partition.
 
 Quix derives its changelog topics' configuration from the input topics' `retention.ms`,
 which the embedded broker does not report; the bench's child fills in -1 (unlimited, the
@@ -74,7 +74,7 @@ def _quix_child(args: argparse.Namespace) -> None:
                       loglevel="WARNING", topic_manager=manager)
 
     def count(_value: Any, state: Any) -> None:
-        state.set("n", state.get("n", 0) + 1)  # one read and one write (+ changelog)
+        state.set("n", state.get("n", 0) + 1)  # kept in the checkpoint until its commit
         status.seen(1)
 
     for name in args.topics.split(","):
