@@ -184,13 +184,14 @@ class _Cpu:
 
 def _rate(n_end: int, first: tuple[float, int] | None, t_end: float, t_start: float
           ) -> dict[str, Any]:
-    """Events after the first observation over the time since it; whole phase if too short."""
+    """Events after the first observation over the time since it; whole phase if too short.
+    `window_events`: the events of that window (what a CPU reading over it paid for)."""
     if first is not None and t_end - first[0] > 1e-3 and n_end > first[1]:
         seconds, counted = t_end - first[0], n_end - first[1]
     else:
         seconds, counted = max(t_end - t_start, 1e-6), n_end
     return {"events": n_end, "seconds": round(seconds, 3),
-            "events_per_s": round(counted / seconds, 1)}
+            "events_per_s": round(counted / seconds, 1), "window_events": counted}
 
 
 # -- Kafka helpers ----------------------------------------------------------------------------

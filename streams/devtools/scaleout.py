@@ -68,10 +68,11 @@ def ours_workers(run: _Run, workers: int) -> dict[str, Any]:
 
 
 def ours_cpu_per_event(d: dict[str, Any] | None) -> dict[str, Any]:
-    """CPU µs per event of the one-worker run's worker and broker (its measured window)."""
+    """CPU µs per event of the one-worker run's worker and broker: the CPU of its measured
+    window over the events of that window."""
     if not d:
         return {}
-    n = max(int(d["events"]), 1)
+    n = max(int(d.get("window_events") or d["events"]), 1)
     out: dict[str, Any] = {}
     for key, name in (("cpu_process_s", "workers"), ("cpu_broker_s", "broker")):
         v = d.get(key)
@@ -208,7 +209,9 @@ def _group_backlog(run: _Run, group: Group) -> dict[str, Any]:
                 raise BenchError(f"ours with {group.count} workers: {counted}/{n} events "
                                  f"counted after {cfg.timeout:.0f}s (logs: {group.log(0)}, ...)")
             now = time.time()
-            each = [_counted(_scrape(b, COUNTERS) or "") for b in group.bases]
+            # A worker busy with a batch may not answer: its last count stands.
+            each = [_counted(text) if (text := _scrape(b, COUNTERS)) is not None else was
+                    for b, was in zip(group.bases, each, strict=True)]
             counted = sum(each)
             m.update(min(counted, n))
             if counted and first is None:
@@ -226,8 +229,10 @@ def _group_backlog(run: _Run, group: Group) -> dict[str, Any]:
     assert first is not None and candidate is not None
     if not cfg.interactive:
         _say(f"{label}: the group committed every event")
-    return {**_rate(n, first, candidate[0], t_start), "counted": counted, "counted_workers": each,
-            **_cpu_window(cpu0, group.cpu(), _cpu_seconds(run.broker_pid), n)}
+    rate = _rate(n, first, candidate[0], t_start)
+    return {**rate, "counted": counted, "counted_workers": each,
+            **_cpu_window(cpu0, group.cpu(), _cpu_seconds(run.broker_pid),
+                          rate["window_events"])}
 
 
 def _cpu_window(start: tuple[list[float | None], float | None], workers: list[float | None],

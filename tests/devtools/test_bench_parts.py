@@ -34,7 +34,9 @@ def test_cpu_window_per_worker_and_per_event() -> None:
 
 
 def test_one_worker_cpu_per_event_and_the_printed_lines() -> None:
-    one = {"events": 2000, "events_per_s": 400.0, "cpu_process_s": 1.0, "cpu_broker_s": None}
+    # The CPU of the measured window, over the events of that window (not all N).
+    one = {"events": 4000, "window_events": 2000, "events_per_s": 400.0, "cpu_process_s": 1.0,
+           "cpu_broker_s": None}
     one.update(ours_cpu_per_event(one))
     assert one["cpu_us_per_event_workers"] == 500.0 and one["cpu_us_per_event_broker"] is None
     two = {"events": 2000, "events_per_s": 500.0, "workers": 2, "cpu_workers_s": [0.6, 0.5],
