@@ -10,7 +10,8 @@ Phases (each bounded by `timeout`, each shown with progress):
 3. **Faust baselines**, each a subprocess with its own app id, consumer group and data dir,
    on Faust's default `kafka://` transport: *pass-through* (`take_events`, no table: the
    framework's own ceiling) and *naive* (one RocksDB table write per event, `table[key] += 1`,
-   each write also a changelog record).
+   each write also a changelog record); then **Quix Streams** (`streams.devtools.peers`,
+   the optional `peer` extra) counting per key in its own process, or one note if absent.
 4. **ours**: `python -m streams.cli worker` (auth off), from the first event it counts until
    every projection reflects every event: `kpi_events_total + kpi_duplicate_events_total +
    kpi_dead_letters_total` reaches N *and* the group's committed offsets reach the end of
@@ -23,6 +24,8 @@ Phases (each bounded by `timeout`, each shown with progress):
 5. **replay**: `streams.ops.replay.replay()` builds generation 2 from the same topics; its
    rate runs from the replay worker's first output (facts of its first batch) until it
    has caught up, and its whole run (worker start and group join included) is shown apart.
+6. With `--workers N`: the replay again with N building workers, and our live worker as N
+   processes in one group (`streams.devtools.scaleout`); scaling and CPU per event of each.
 
 Rates are events after the first observation divided by the time from that observation
 to the end, so a process's start-up, group join and first fetch never count. End offsets
@@ -68,6 +71,7 @@ from streams.devtools.benchkit import (
     Offsets,
     Record,
     StatusFile,
+    _bounded,
     _caught_up,
     _committed,
     _counted,
@@ -231,16 +235,6 @@ def pure_fold(run: _Run) -> dict[str, Any]:
     return {"events": n, "seconds": round(t2 - t0, 3), "events_per_s": round(n / (t2 - t0), 1),
             "decode_events_per_s": round(n / (t1 - t0), 1),
             "fold_events_per_s": round(len(events) / (t2 - t1), 1)}
-
-
-def _bounded(coro: Any, timeout: float, phase: str) -> Any:
-    async def go() -> Any:
-        return await asyncio.wait_for(coro, timeout)
-
-    try:
-        return asyncio.run(go())
-    except TimeoutError as exc:
-        raise BenchError(f"{phase}: not finished after {timeout:.0f}s") from exc
 
 
 # -- 2. plain consumer ------------------------------------------------------------------------
@@ -865,7 +859,7 @@ def render(results: dict[str, Any]) -> None:
             ("plain aiokafka consumer", "plain_consumer"),
             ("Faust pass-through agent", "faust_pass_through"),
             ("Faust naive agent (1 write/event)", "faust_naive"),
-            ("Quix Streams counter (1 write/event)", "quix"),
+            ("Quix Streams counter (state per key)", "quix"),
             ("kpi worker, end to end (ours)", "ours"),
             (f"kpi worker x{(results.get('ours_workers') or {}).get('workers')} (ours)",
              "ours_workers"),

@@ -4,6 +4,7 @@ metrics, and the status file a measured child process reports through."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -192,6 +193,16 @@ def _rate(n_end: int, first: tuple[float, int] | None, t_end: float, t_start: fl
         seconds, counted = max(t_end - t_start, 1e-6), n_end
     return {"events": n_end, "seconds": round(seconds, 3),
             "events_per_s": round(counted / seconds, 1), "window_events": counted}
+
+
+def _bounded(coro: Any, timeout: float, phase: str) -> Any:
+    async def go() -> Any:
+        return await asyncio.wait_for(coro, timeout)
+
+    try:
+        return asyncio.run(go())
+    except TimeoutError as exc:
+        raise BenchError(f"{phase}: not finished after {timeout:.0f}s") from exc
 
 
 # -- Kafka helpers ----------------------------------------------------------------------------

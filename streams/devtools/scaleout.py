@@ -31,6 +31,7 @@ from streams.devtools.benchkit import (
     INTERNAL,
     BenchError,
     Meter,
+    _bounded,
     _caught_up,
     _committed,
     _counted,
@@ -87,22 +88,11 @@ def _copy_inputs(run: _Run, prefix: str) -> None:
     ends = run.preloaded  # the preload's records, not the one-worker run's live feed
     total = sum(ends.values())
     with Meter("copying the input topics", total, run.cfg.interactive) as m:
-        _bounded(_copy(run, prefix, ends, m), run.cfg.timeout)
+        _bounded(_copy(run, prefix, ends, m), run.cfg.timeout, "copying the input topics")
     copied = sum(highwaters(run.bootstrap, [prefix + t.name for t in INPUT_TOPICS]).values())
     if copied != total:
         raise BenchError(f"ours with workers: the copy holds {copied} input records, "
                          f"expected {total}")
-
-
-def _bounded(coro: Any, timeout: float) -> None:
-    async def go() -> None:
-        await asyncio.wait_for(coro, timeout)
-
-    try:
-        asyncio.run(go())
-    except TimeoutError as exc:
-        raise BenchError(f"copying the input topics: not finished after {timeout:.0f}s"
-                         ) from exc
 
 
 async def _copy(run: _Run, prefix: str, ends: dict[tuple[str, int], int], meter: Meter
