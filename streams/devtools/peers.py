@@ -33,7 +33,10 @@ COMMIT_INTERVAL = 1.0
 
 
 def quix_available() -> bool:
-    return importlib.util.find_spec("quixstreams") is not None
+    try:
+        return importlib.util.find_spec("quixstreams") is not None
+    except (ImportError, ValueError):  # an import hook refused it, or sys.modules holds None
+        return False
 
 
 def quix_peer(run: _Run) -> dict[str, Any] | None:
