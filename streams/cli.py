@@ -781,15 +781,15 @@ def _stop_in_order(procs: list[tuple[str, subprocess.Popen[bytes]]],
                    "needs); a seat's month is ~1,450 events, one ticket per ~10 events.")
 @click.option("--only", "only", metavar="PHASES",
               help="Comma-separated phases to run (default: all): pure-fold, plain, "
-                   "pass-through, naive, ours, replay.")
+                   "pass-through, naive, quix (Quix Streams, the 'peer' extra), ours, replay.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
-              help="Also replay with this many building workers, after the one-worker "
-                   "replay, and report the scaling and the CPU per event of each.")
+              help="Also run the live worker and the replay with this many workers, after "
+                   "the one-worker runs, and report the scaling and the CPU per event of each.")
 def bench(events: int, bench_brokers: str | None, partitions: int, timeout: int,
           live_rate: float, live_seconds: float, no_replay: bool, json_path: Path | None,
           work_dir: Path | None, keep: bool, bench_employees: int | None,
           only: str | None, workers: int) -> None:
-    """Measure our worker against a plain consumer and Faust baselines (docs/performance.md)."""
+    """Measure our worker against a plain consumer, Faust and Quix Streams (docs/performance.md)."""
     from streams.devtools.bench import PHASES, BenchConfig, BenchError
     from streams.devtools.bench import main as run_bench
 

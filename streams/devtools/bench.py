@@ -10,7 +10,8 @@ Phases (each bounded by `timeout`, each shown with progress):
 3. **Faust baselines**, each a subprocess with its own app id, consumer group and data dir,
    on Faust's default `kafka://` transport: *pass-through* (`take_events`, no table: the
    framework's own ceiling) and *naive* (one RocksDB table write per event, `table[key] += 1`,
-   each write also a changelog record).
+   each write also a changelog record); then **Quix Streams** (`streams.devtools.peers`,
+   the optional `peer` extra) counting per key in its own process, or one note if absent.
 4. **ours**: `python -m streams.cli worker` (auth off), from the first event it counts until
    every projection reflects every event: `kpi_events_total + kpi_duplicate_events_total +
    kpi_dead_letters_total` reaches N *and* the group's committed offsets reach the end of
@@ -23,6 +24,8 @@ Phases (each bounded by `timeout`, each shown with progress):
 5. **replay**: `streams.ops.replay.replay()` builds generation 2 from the same topics; its
    rate runs from the replay worker's first output (facts of its first batch) until it
    has caught up, and its whole run (worker start and group join included) is shown apart.
+6. With `--workers N`: the replay again with N building workers, and our live worker as N
+   processes in one group (`streams.devtools.scaleout`); scaling and CPU per event of each.
 
 Rates are events after the first observation divided by the time from that observation
 to the end, so a process's start-up, group join and first fetch never count. End offsets
@@ -52,229 +55,54 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from schemas.topics import INPUT_TOPICS
-from streams.admin import INTERNAL_TOPICS
+from streams.devtools.benchkit import (
+    APP_ID,
+    COUNTERS,
+    INTERNAL,
+    PHASES,
+    BenchConfig,
+    BenchError,
+    Meter,
+    Offsets,
+    Record,
+    StatusFile,
+    _bounded,
+    _caught_up,
+    _committed,
+    _counted,
+    _Cpu,
+    _cpu_seconds,
+    _get,
+    _proc_status,
+    _rate,
+    _Run,
+    _say,
+    _scrape,
+    _stop,
+    highwaters,
+    metric_sum,
+    status_child,
+)
 from streams.devtools.broker import BrokerError, EmbeddedBroker, free_port
-from streams.ops.builders import cpu_seconds, stop_process
+from streams.devtools.peers import SKIPPED, quix_available, quix_peer
+from streams.devtools.scaleout import ours_cpu_per_event, ours_workers, scaling_lines
 from streams.settings import Settings
-from streams.worker.memory import allocator_env, allocator_in_use
+from streams.worker.memory import allocator_in_use
 
 HISTORY_START = date(2025, 3, 1)
 HISTORY_DAYS = 30
 # This simulator gives about 1,560 events per employee-month; ask for a little more.
 EVENTS_PER_EMPLOYEE_MONTH = 1450
 LAG_METRIC = "kpi_processing_latency_seconds"
-COUNTERS = ("kpi_events_total", "kpi_duplicate_events_total", "kpi_dead_letters_total")
 # What the bench polls (its progress and the lag histogram): a worker's full exposition
 # holds three gauges per employee, ~0.2 s to encode at 10,000 employees.
 POLLED = (*COUNTERS, *(f"{LAG_METRIC}_{s}" for s in ("bucket", "count", "sum")))
-INTERNAL = INTERNAL_TOPICS
-APP_ID = "kpi"
 RESTART_SAMPLES = 5
-
-Record = tuple[str, bytes, bytes]  # unprefixed topic, key, value
-Offsets = dict[tuple[str, int], int]
-
-
-class BenchError(RuntimeError):
-    """A phase failed or ran out of time; the message says which and where the logs are."""
-
-
-PHASES = ("pure-fold", "plain", "pass-through", "naive", "ours", "replay")
-
-
-@dataclass
-class BenchConfig:
-    events: int = 500_000
-    brokers: str | None = None  # None: start the embedded broker
-    partitions: int = 4
-    timeout: float = 1800.0  # per phase, seconds
-    live_rate: float = 1000.0
-    live_seconds: float = 10.0
-    seed: int = 1
-    # Seats of the simulated centre (None: as many as a month of `events` needs); more
-    # seats spread the same events over more employees and more, shorter-lived tickets.
-    employees: int | None = None
-    # Which measurements to run (PHASES; the preload always runs)
-    phases: frozenset[str] = frozenset(PHASES)
-    work_dir: Path | None = None
-    keep: bool = False
-    # Building workers of a second replay, beside the first one's single worker (1: none)
-    workers: int = 1
-    interactive: bool = field(default_factory=lambda: sys.stderr.isatty())
-
-
-@dataclass
-class _Run:
-    cfg: BenchConfig
-    bootstrap: str
-    prefix: str
-    dir: Path
-    broker_pid: int | None
-    employees: int = 0
-    records: list[Record] = field(default_factory=list)
-    # Employees whose month figures must read the same before and after the worker's
-    # warm restart (the first ones the preload's calls name)
-    samples: list[str] = field(default_factory=list)
-
-    @property
-    def inputs(self) -> list[str]:
-        return [self.prefix + t.name for t in INPUT_TOPICS]
-
-    def settings(self, **over: Any) -> Settings:
-        return Settings(brokers=self.bootstrap, topic_prefix=self.prefix,
-                        partitions=self.cfg.partitions, app_id=APP_ID,
-                        data_dir=self.dir / "worker-data", **over)
-
-
-# -- progress ---------------------------------------------------------------------------------
-
-
-def _say(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-class Meter:
-    """One phase's progress: a rich bar on a terminal, else a line every few seconds."""
-
-    def __init__(self, label: str, total: int | None, interactive: bool) -> None:
-        self.label, self.total, self.interactive = label, total, interactive
-        self.done = 0
-        self.started = time.time()
-        self._first: tuple[float, int] | None = None
-        self._last_line = 0.0
-        self._bar: Any = None
-        self._task: Any = None
-
-    def __enter__(self) -> Meter:
-        if self.interactive:
-            from rich.console import Console
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self._bar = Progress(TextColumn(f"{self.label:<26}"), BarColumn(),
-                                 TextColumn("{task.completed:>10,.0f}/{task.total:,.0f}"),
-                                 TextColumn("{task.fields[rate]:>10}"), TimeElapsedColumn(),
-                                 console=Console(stderr=True))
-            self._bar.start()
-            self._task = self._bar.add_task(self.label, total=self.total, rate="")
-        else:
-            _say(f"{self.label}: started")
-        return self
-
-    def update(self, done: int, total: int | None = None) -> None:
-        now = time.time()
-        self.done = done
-        if total is not None:
-            self.total = total
-        if done and self._first is None:
-            self._first = (now, done)
-        rate = ""
-        if self._first and now - self._first[0] > 0.5:
-            rate = f"{(done - self._first[1]) / (now - self._first[0]):,.0f}/s"
-        if self._bar is not None:
-            self._bar.update(self._task, completed=done, total=self.total, rate=rate)
-        elif now - self._last_line >= 5.0:
-            self._last_line = now
-            _say(f"{self.label}: {done:,}/{self.total or 0:,} {rate}")
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-        if exc[0] is None:
-            _say(f"{self.label}: {self.done:,} in {time.time() - self.started:.1f}s")
-
-
-# -- processes and /proc --------------------------------------------------------------------
-
-
-def _proc_status(pid: int, field_name: str) -> int | None:
-    """A kB field of /proc/<pid>/status (VmHWM: peak RSS) in bytes."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field_name + ":"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
-def _cpu_seconds(pid: int | None) -> float | None:
-    """User + system CPU time of a process so far (all its threads)."""
-    return None if pid is None else cpu_seconds(pid)
-
-
-def _stop(proc: subprocess.Popen[bytes] | None, grace: float = 30.0) -> None:
-    if proc is not None:
-        stop_process(proc, grace)
-
-
-class _Cpu:
-    """CPU seconds of the measured process and of the broker between two samples."""
-
-    def __init__(self, pid: int | None, broker_pid: int | None) -> None:
-        self.pids = (pid, broker_pid)
-        self.start: tuple[float | None, ...] = (None, None)
-
-    def begin(self) -> None:
-        self.start = tuple(_cpu_seconds(p) for p in self.pids)
-
-    def end(self) -> dict[str, float | None]:
-        now = [_cpu_seconds(p) for p in self.pids]
-        out: dict[str, float | None] = {}
-        for name, a, b in zip(("process", "broker"), self.start, now, strict=True):
-            out[f"cpu_{name}_s"] = round(b - a, 2) if a is not None and b is not None else None
-        return out
-
-
-def _rate(n_end: int, first: tuple[float, int] | None, t_end: float, t_start: float
-          ) -> dict[str, Any]:
-    """Events after the first observation over the time since it; whole phase if too short."""
-    if first is not None and t_end - first[0] > 1e-3 and n_end > first[1]:
-        seconds, counted = t_end - first[0], n_end - first[1]
-    else:
-        seconds, counted = max(t_end - t_start, 1e-6), n_end
-    return {"events": n_end, "seconds": round(seconds, 3),
-            "events_per_s": round(counted / seconds, 1)}
-
-
-# -- Kafka helpers ----------------------------------------------------------------------------
-
-
-def highwaters(bootstrap: str, topics: list[str], timeout: float = 15.0) -> Offsets:
-    """End offset of every partition as a fetch reports it (ListOffsets is only a hint)."""
-    from kafka import KafkaConsumer, TopicPartition
-    from kafka.errors import KafkaTimeoutError
-
-    from streams.admin import fetched_end_offsets
-
-    c = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                      request_timeout_ms=10000)
-    try:
-        tps = [TopicPartition(t, p) for t in topics for p in sorted(c.partitions_for_topic(t)
-                                                                      or ())]
-        try:
-            ends = fetched_end_offsets(c, tps, timeout)
-        except KafkaTimeoutError as exc:
-            raise BenchError(str(exc)) from exc
-        return {(tp.topic, tp.partition): off for tp, off in ends.items()}
-    finally:
-        c.close()
-
-
-def _committed(settings: Settings, group: str) -> Offsets:
-    from streams.ops.replay import committed_offsets
-
-    return committed_offsets(settings, group)
-
-
-def _caught_up(committed: Offsets, ends: Offsets) -> bool:
-    return all(committed.get(tp, 0) >= end for tp, end in ends.items() if end)
 
 
 # -- 1. preload -------------------------------------------------------------------------------
@@ -340,7 +168,7 @@ def preload(run: _Run) -> dict[str, Any]:
     with Meter("preloading the broker", cfg.events, cfg.interactive) as m:
         _bounded(_produce(run.bootstrap, run.prefix, records, m), cfg.timeout, "preload")
     seconds = time.time() - t0
-    ends = highwaters(run.bootstrap, run.inputs)
+    ends = run.preloaded = highwaters(run.bootstrap, run.inputs)
     stored = sum(ends.values())
     if stored != cfg.events:
         raise BenchError(f"preload: the broker holds {stored} input records, expected "
@@ -409,16 +237,6 @@ def pure_fold(run: _Run) -> dict[str, Any]:
             "fold_events_per_s": round(len(events) / (t2 - t1), 1)}
 
 
-def _bounded(coro: Any, timeout: float, phase: str) -> Any:
-    async def go() -> Any:
-        return await asyncio.wait_for(coro, timeout)
-
-    try:
-        return asyncio.run(go())
-    except TimeoutError as exc:
-        raise BenchError(f"{phase}: not finished after {timeout:.0f}s") from exc
-
-
 # -- 2. plain consumer ------------------------------------------------------------------------
 
 
@@ -465,52 +283,12 @@ def plain_consumer(run: _Run) -> dict[str, Any]:
 def faust_baseline(run: _Run, mode: str) -> dict[str, Any]:
     """Run the `mode` baseline (naive | pass-through) in a subprocess until it saw N events."""
     cfg = run.cfg
-    status = run.dir / f"{mode}.status.json"
-    log_path = run.dir / f"{mode}.log"
-    cmd = [sys.executable, "-m", "streams.devtools.bench", "baseline", mode,
-           "--brokers", run.bootstrap,
-           "--topics", ",".join(run.inputs), "--events", str(cfg.events),
-           "--app-id", f"{run.prefix}bench-{mode}", "--data-dir", str(run.dir / f"{mode}-data"),
-           "--partitions", str(cfg.partitions), "--status", str(status)]
     label = {"naive": "Faust naive agent", "pass-through": "Faust pass-through agent"}[mode]
-    # On the malloc our worker picks (KPI_ALLOCATOR): the same allocator for every process
-    # compared.
-    env = allocator_env(Settings().allocator, os.environ) or dict(os.environ)
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-    cpu = _Cpu(proc.pid, run.broker_pid)
-    t_start = time.time()
-    try:
-        deadline = time.monotonic() + cfg.timeout
-        st: dict[str, Any] = {}
-        began = False
-        with Meter(label, cfg.events, cfg.interactive) as m:
-            while True:
-                if proc.poll() is not None:
-                    raise BenchError(f"{label} exited with {proc.returncode} (log: {log_path})")
-                try:
-                    st = json.loads(status.read_text())
-                except (OSError, ValueError):
-                    st = {}
-                if st.get("first") and not began:
-                    cpu.begin()
-                    began = True
-                m.update(int(st.get("n", 0)))
-                if st.get("done"):
-                    break
-                if time.monotonic() > deadline:
-                    raise BenchError(f"{label}: {st.get('n', 0)}/{cfg.events} events after "
-                                     f"{cfg.timeout:.0f}s (log: {log_path})")
-                time.sleep(0.25)
-        rss = _proc_status(proc.pid, "VmHWM")
-        allocator = allocator_in_use(f"/proc/{proc.pid}/maps")
-        cpu_used = cpu.end()
-    finally:
-        _stop(proc)
-    first = (float(st["first"]), int(st["n_first"]))
-    return {**_rate(int(st["n"]), first, float(st["end"]), t_start), "peak_rss_bytes": rss,
-            "allocator": allocator,
-            **cpu_used}
+    return status_child(run, label, mode, [
+        "streams.devtools.bench", "baseline", mode, "--brokers", run.bootstrap,
+        "--topics", ",".join(run.inputs), "--events", str(cfg.events),
+        "--app-id", f"{run.prefix}bench-{mode}", "--data-dir", str(run.dir / f"{mode}-data"),
+        "--partitions", str(cfg.partitions)])
 
 
 def _baseline_child(args: argparse.Namespace) -> None:
@@ -524,21 +302,8 @@ def _baseline_child(args: argparse.Namespace) -> None:
                     table_standby_replicas=0, broker_session_timeout=10.0,
                     broker_heartbeat_interval=3.0)
     source = app.topic(*topics, key_serializer="raw", value_serializer="raw")
-    status = Path(args.status)
-    st: dict[str, Any] = {"n": 0, "first": None, "n_first": 0, "end": None, "done": False}
-
-    def write() -> None:
-        tmp = status.with_suffix(".tmp")
-        tmp.write_text(json.dumps(st))
-        os.replace(tmp, status)
-
-    def seen(k: int) -> None:
-        if st["first"] is None:
-            st["first"], st["n_first"] = time.time(), k
-        st["n"] += k
-        if st["n"] >= args.events and not st["done"]:
-            st["end"], st["done"] = time.time(), True
-            write()
+    status = StatusFile(Path(args.status), args.events)
+    seen = status.seen
 
     if args.mode == "naive":
         table = app.Table("naive", default=int, partitions=args.partitions, key_type=bytes,
@@ -559,7 +324,7 @@ def _baseline_child(args: argparse.Namespace) -> None:
         app.agent(source, name="passthrough")(passthrough)
 
     async def report() -> None:
-        write()
+        status.write()
 
     app.timer(0.25)(report)
     faust.Worker(app, loglevel="warning", quiet=True, redirect_stdouts=False
@@ -568,33 +333,6 @@ def _baseline_child(args: argparse.Namespace) -> None:
 
 # -- 4. our worker ----------------------------------------------------------------------------
 
-
-def _scrape(base: str, names: tuple[str, ...] = ()) -> str | None:
-    """The worker's /metrics, or only the series `names` (a poll should not make a worker
-    with thousands of employees encode all their gauges several times a second)."""
-    query = "?" + "&".join(f"name[]={n}" for n in names) if names else ""
-    status, body = _get(base + "/metrics" + query)
-    return body.decode() if status == 200 else None
-
-
-def _get(url: str) -> tuple[int, bytes]:
-    """(HTTP status, body) of a GET; status 0 when the worker does not answer."""
-    try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            return resp.status, resp.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, b""
-    except (OSError, urllib.error.URLError):
-        return 0, b""
-
-
-def metric_sum(text: str, name: str) -> float:
-    """The sum of every sample of `name` (all label sets) in Prometheus text."""
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith((name + "{", name + " ")):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
 
 
 def histogram(text: str, name: str) -> list[tuple[float, float]]:
@@ -633,10 +371,6 @@ def _delta(after: list[tuple[float, float]], before: list[tuple[float, float]]
     return [(le, c - b.get(le, 0.0)) for le, c in after]
 
 
-def _counted(text: str) -> int:
-    return round(sum(metric_sum(text, n) for n in COUNTERS))
-
-
 @contextmanager
 def _worker(run: _Run) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     port = free_port()
@@ -673,7 +407,8 @@ def ours(run: _Run) -> dict[str, Any]:
         if any(f is None for f in before.values()):
             raise BenchError(f"ours: no month figures for {sorted(before)} (log: {log_path})")
     restart = warm_restart(run, before)
-    return {**backlog, "peak_rss_bytes": rss, "allocator": allocator,
+    return {**backlog, **ours_cpu_per_event(backlog), "peak_rss_bytes": rss,
+            "allocator": allocator,
             "lag_backlog_p50_s": _round(quantile(lag_backlog, 0.5)),
             "lag_backlog_p99_s": _round(quantile(lag_backlog, 0.99)),
             "live": live, "restart": restart}
@@ -974,6 +709,20 @@ def _ratio(a: dict[str, Any] | None, b: dict[str, Any] | None) -> float | None:
     return round(a["events_per_s"] / b["events_per_s"], 3)
 
 
+def _ratios(results: dict[str, Any]) -> dict[str, float | None]:
+    o = results["ours"]
+    return {
+        "ours_over_naive": _ratio(o, results["faust_naive"]),
+        "ours_over_quix": _ratio(o, results["quix"]),
+        "quix_over_naive": _ratio(results["quix"], results["faust_naive"]),
+        "ours_scaling": _ratio(results["ours_workers"], o),
+        "ours_over_pass_through": _ratio(o, results["faust_pass_through"]),
+        "ours_over_plain_consumer": _ratio(o, results["plain_consumer"]),
+        "replay_over_live": _ratio(results["replay"], o),
+        "replay_scaling": _ratio(results["replay_workers"], results["replay"]),
+    }
+
+
 def run(cfg: BenchConfig) -> dict[str, Any]:
     """Every phase in order; returns the figures (see the module docstring)."""
     if cfg.events < 1:
@@ -1011,18 +760,15 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
         results["faust_pass_through"] = (faust_baseline(r, "pass-through")
                                          if "pass-through" in want else None)
         results["faust_naive"] = faust_baseline(r, "naive") if "naive" in want else None
+        results["quix"] = quix_peer(r) if "quix" in want else None
+        results["quix_skipped"] = SKIPPED if "quix" in want and not quix_available() else None
         results["ours"] = ours(r) if "ours" in want else None
         results["replay"] = replay_phase(r) if "replay" in want else None
         results["replay_workers"] = (replay_phase(r, cfg.workers)
                                      if "replay" in want and cfg.workers > 1 else None)
-        o = results["ours"]
-        results["ratios"] = {
-            "ours_over_naive": _ratio(o, results["faust_naive"]),
-            "ours_over_pass_through": _ratio(o, results["faust_pass_through"]),
-            "ours_over_plain_consumer": _ratio(o, results["plain_consumer"]),
-            "replay_over_live": _ratio(results["replay"], o),
-            "replay_scaling": _ratio(results["replay_workers"], results["replay"]),
-        }
+        results["ours_workers"] = (ours_workers(r, cfg.workers)
+                                   if "ours" in want and cfg.workers > 1 else None)
+        results["ratios"] = _ratios(results)
         results["machine"]["load_after"] = [round(x, 2) for x in os.getloadavg()]
         ok = True
         return results
@@ -1072,6 +818,24 @@ def _render_replays(console: Any, results: dict[str, Any]) -> None:
                           f"{r['cpu_us_per_event_broker'] or 0:.0f} µs in the broker")
 
 
+def _render_ratios(console: Any, results: dict[str, Any]) -> None:
+    ratios = results["ratios"]
+
+    def x(v: float | None) -> str:
+        return "n/a" if v is None else f"{v:.2f}x"
+
+    console.print(f"ratios: ours/naive {x(ratios['ours_over_naive'])}, ours/pass-through "
+                  f"{x(ratios['ours_over_pass_through'])}, ours/plain-consumer "
+                  f"{x(ratios['ours_over_plain_consumer'])}, replay/live "
+                  f"{x(ratios['replay_over_live'])}"
+                  + (f", ours/quix {x(ratios['ours_over_quix'])}, quix/naive "
+                     f"{x(ratios['quix_over_naive'])}" if results.get("quix") else "")
+                  + (f", replay {results['replay_workers']['workers']} workers / 1 "
+                     f"{x(ratios['replay_scaling'])}" if results.get("replay_workers") else "")
+                  + (f", ours {results['ours_workers']['workers']} workers / 1 "
+                     f"{x(ratios['ours_scaling'])}" if results.get("ours_workers") else ""))
+
+
 def render(results: dict[str, Any]) -> None:
     """The table and the ratios, on stdout."""
     from rich.console import Console
@@ -1095,7 +859,10 @@ def render(results: dict[str, Any]) -> None:
             ("plain aiokafka consumer", "plain_consumer"),
             ("Faust pass-through agent", "faust_pass_through"),
             ("Faust naive agent (1 write/event)", "faust_naive"),
+            ("Quix Streams counter (state per key)", "quix"),
             ("kpi worker, end to end (ours)", "ours"),
+            (f"kpi worker x{(results.get('ours_workers') or {}).get('workers')} (ours)",
+             "ours_workers"),
             ("kpi replay, 1 worker", "replay"),
             (f"kpi replay, {(results.get('replay_workers') or {}).get('workers')} workers",
              "replay_workers")]
@@ -1114,17 +881,11 @@ def render(results: dict[str, Any]) -> None:
     if o:
         _render_ours(console, o)
     _render_replays(console, results)
-    ratios = results["ratios"]
-
-    def x(v: float | None) -> str:
-        return "n/a" if v is None else f"{v:.2f}x"
-
-    console.print(f"ratios: ours/naive {x(ratios['ours_over_naive'])}, ours/pass-through "
-                  f"{x(ratios['ours_over_pass_through'])}, ours/plain-consumer "
-                  f"{x(ratios['ours_over_plain_consumer'])}, replay/live "
-                  f"{x(ratios['replay_over_live'])}"
-                  + (f", replay {results['replay_workers']['workers']} workers / 1 "
-                     f"{x(ratios['replay_scaling'])}" if results.get("replay_workers") else ""))
+    for line in scaling_lines(results):
+        console.print(line)
+    if results.get("quix_skipped"):
+        console.print(results["quix_skipped"], markup=False)  # "[peer]" is not a style
+    _render_ratios(console, results)
     m = results["machine"]
     console.print(f"machine: {m['cpus']} x {m['cpu']}, {mib(m['memory_bytes'])}, "
                   f"Python {m['python']}; load before {m['load_before']}, "

@@ -35,20 +35,15 @@ from pathlib import Path
 from typing import Any
 
 from schemas.topics import INPUT_TOPICS
-from streams.devtools.bench import (
+from streams.devtools.bench import _delta, _exact, _PipeProbe, _round, histogram, quantile
+from streams.devtools.benchkit import (
     _counted,
     _cpu_seconds,
-    _delta,
-    _exact,
-    _PipeProbe,
     _proc_status,
-    _round,
     _scrape,
     _stop,
     highwaters,
-    histogram,
     metric_sum,
-    quantile,
 )
 from streams.devtools.broker import EmbeddedBroker, free_port
 from streams.settings import Settings

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from streams.devtools.broker import EmbeddedBroker
+from streams.devtools.peers import SKIPPED, quix_available
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -49,7 +50,8 @@ def test_bench_figures_and_counts(broker: EmbeddedBroker, tmp_path: Path) -> Non
     assert {"tickets", "calls", "norm-orders", "roster"} <= set(pre["by_topic"])
     assert pre["employees"] >= 1
     assert 1 <= pre["tickets"] <= pre["by_topic"]["tickets"]
-    assert r["phases"] == ["pure-fold", "plain", "pass-through", "naive", "ours", "replay"]
+    assert r["phases"] == ["pure-fold", "plain", "pass-through", "naive", "quix", "ours",
+                           "replay"]
 
     for phase in ("preload", "pure_fold", "plain_consumer", "faust_pass_through",
                   "faust_naive", "ours"):
@@ -102,14 +104,68 @@ def test_bench_figures_and_counts(broker: EmbeddedBroker, tmp_path: Path) -> Non
     for d in (rep, two):
         _number(d, "cpu_us_per_event_workers")
         assert d["cpu_broker_s"] is None  # an external broker: not ours to measure
-    assert "replay 2 workers / 1" in " ".join(proc.stdout.split())  # rich wraps lines
+    assert "replay 2 workers / 1" in " ".join(proc.stdout.split())
+
+    # The live worker again, as two processes in one group, on a copy of the preload.
+    group = r["ours_workers"]
+    assert group["workers"] == 2 and group["events"] == N
+    assert group["topic_prefix"] != r["topic_prefix"]
+    assert group["counted"] == sum(group["counted_workers"]) >= N
+    assert len(group["cpu_workers_s"]) == len(group["peak_rss_bytes_workers"]) == 2
+    for d in (ours, group):
+        _number(d, "events_per_s")
+        _number(d, "cpu_us_per_event_workers")
+        assert d["cpu_broker_s"] is None and d["cpu_us_per_event_broker"] is None
+    text = " ".join(proc.stdout.split())  # rich wraps lines
+    assert "ours with 1 worker(s)" in text and "ours with 2 worker(s)" in text
+    assert "ours 2 workers / 1" in text
+
+    _check_quix(r, text)
 
     ratios = r["ratios"]
     for key in ("ours_over_naive", "ours_over_pass_through", "ours_over_plain_consumer",
-                "replay_over_live", "replay_scaling"):
+                "replay_over_live", "replay_scaling", "ours_scaling"):
         _number(ratios, key)
     assert ratios["ours_over_naive"] == pytest.approx(
         ours["events_per_s"] / r["faust_naive"]["events_per_s"], rel=1e-2)
+    assert ratios["ours_scaling"] == pytest.approx(
+        group["events_per_s"] / ours["events_per_s"], rel=1e-2)
+
+
+def _check_quix(r: dict, text: str) -> None:
+    """The Quix Streams row: figures when the 'peer' extra is installed, else one note."""
+    if quix_available():
+        q = r["quix"]
+        assert q["events"] == N and r["quix_skipped"] is None
+        for key in ("seconds", "events_per_s", "peak_rss_bytes"):
+            _number(q, key)
+        assert q["allocator"] == r["ours"]["allocator"]
+        assert "Quix Streams counter" in text and "ours/quix" in text
+        _number(r["ratios"], "ours_over_quix")
+    else:
+        assert r["quix"] is None and r["quix_skipped"] == SKIPPED
+        assert SKIPPED in text and "Quix Streams counter" not in text
+        assert r["ratios"]["ours_over_quix"] is None
+
+
+@pytest.mark.skipif(not quix_available(), reason="quixstreams is not installed (the 'peer' "
+                    "extra: pip install '.[peer]')")
+def test_bench_quix_peer_counts_every_event(broker: EmbeddedBroker, tmp_path: Path) -> None:
+    """The Quix Streams counter alone: it sees every preloaded event and commits them."""
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "bench", "--brokers", broker.bootstrap,
+         "--events", "1500", "--only", "quix", "--partitions", "2", "--timeout", "300",
+         "--work-dir", str(tmp_path), "--json", str(out)],
+        capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    r = json.loads(out.read_text())
+    assert r["phases"] == ["quix"] and r["quix_skipped"] is None
+    q = r["quix"]
+    assert q["events"] == 1500
+    for key in ("seconds", "events_per_s", "peak_rss_bytes"):
+        _number(q, key)
+    assert "Quix Streams counter" in proc.stdout
 
 
 def test_bench_runs_only_the_phases_asked_for_a_centre_of_the_size_asked(
@@ -129,7 +185,7 @@ def test_bench_runs_only_the_phases_asked_for_a_centre_of_the_size_asked(
     assert r["phases"] == ["ours"]
     assert r["preload"]["employees"] == 40
     for phase in ("pure_fold", "plain_consumer", "faust_pass_through", "faust_naive",
-                  "replay"):
+                  "quix", "quix_skipped", "replay", "ours_workers"):
         assert r[phase] is None, phase
     assert r["ours"]["accepted"] + r["ours"]["duplicates"] == 1500
     _number(r["ours"], "peak_rss_bytes")
