@@ -14,6 +14,8 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +43,15 @@ def stop_process(proc: subprocess.Popen[bytes], grace: float = 60.0,
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
+
+
+def serving(port: int, timeout: float = 2.0) -> bool:
+    """A worker's /health answers 200 (assigned, not rebalancing)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=timeout) as r:
+            return bool(r.status == 200)
+    except (OSError, ValueError):
+        return False
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -75,6 +86,7 @@ class BuildingWorkers:
     # CPU seconds (user + system) of each worker when it was stopped (None: unreadable,
     # e.g. not Linux); a replaced worker's are those of its replacement.
     cpu_seconds: list[float | None] = field(default_factory=list)
+    ports: dict[int, int] = field(default_factory=dict)  # worker index -> its web port
 
     def data_dir(self, index: int) -> Path:
         d = self.settings.data_dir
@@ -82,11 +94,13 @@ class BuildingWorkers:
 
     def _spawn(self, index: int) -> subprocess.Popen[bytes]:
         s = self.settings
+        port = free_port()
+        self.ports[index] = port
         env = {**os.environ, "KPI_BROKERS": s.brokers, "KPI_TOPIC_PREFIX": s.topic_prefix,
                "KPI_DATA_DIR": str(self.data_dir(index)),
                "KPI_GENERATION": str(self.generation), "KPI_FOLLOW_ACTIVE": "false",
                "KPI_ALERTS": "false", "KPI_SNAPSHOTS": "false", "KPI_WEB_HOST": "127.0.0.1",
-               "KPI_WEB_PORT": str(free_port()), "KPI_APP_ID": s.app_id,
+               "KPI_WEB_PORT": str(port), "KPI_APP_ID": s.app_id,
                "KPI_PARTITIONS": str(s.partitions)}
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         return subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env,
@@ -114,11 +128,34 @@ class BuildingWorkers:
         return said
 
     def stop(self) -> None:
+        """Stop the workers one at a time, each after the rest of the group has settled.
+
+        Members leaving a group together, while it rebalances, can leave the embedded
+        broker naming a departed member as the group's leader: the serving workers that
+        join the generation's group after the switch then wait for an assignment that
+        never comes. One by one, the last member leaves a settled group of one."""
         self.cpu_seconds = [cpu_seconds(p.pid) for p in self.procs]
-        for proc in self.procs:
+        running = [i for i, p in enumerate(self.procs) if p.poll() is None]
+        for n, i in enumerate(running):
+            if n:
+                self._wait_settled(running[n:])
+            proc = self.procs[i]
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-        for proc in self.procs:
             stop_process(proc)
         for i in range(1, self.count):
             shutil.rmtree(self.data_dir(i), ignore_errors=True)
+
+    def _wait_settled(self, indexes: list[int], timeout: float = 60.0) -> None:
+        """Until every worker of `indexes` that still runs serves, or `timeout` passes
+        (a worker that never settles is stopped anyway)."""
+        # A member hears of the departure at its next heartbeat (Faust: a third of the
+        # session timeout, at most 3 s) and only then starts rebalancing: a /health of
+        # 200 before that says nothing.
+        time.sleep(min(3.0, self.settings.session_timeout / 3) + 1.0)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(self.procs[i].poll() is not None or serving(self.ports[i])
+                   for i in indexes):
+                return
+            time.sleep(0.5)
