@@ -149,6 +149,9 @@ class BuildingWorkers:
     def _wait_settled(self, indexes: list[int], timeout: float = 60.0) -> None:
         """Until every worker of `indexes` that still runs serves, or `timeout` passes
         (a worker that never settles is stopped anyway)."""
+        watched = [i for i in indexes if i in self.ports]  # (no port: not a worker)
+        if not watched:
+            return
         # A member hears of the departure at its next heartbeat (Faust: a third of the
         # session timeout, at most 3 s) and only then starts rebalancing: a /health of
         # 200 before that says nothing.
@@ -156,6 +159,6 @@ class BuildingWorkers:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if all(self.procs[i].poll() is not None or serving(self.ports[i])
-                   for i in indexes):
+                   for i in watched):
                 return
             time.sleep(0.5)

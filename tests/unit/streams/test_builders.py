@@ -73,3 +73,22 @@ def test_exit_text_and_cpu_seconds() -> None:
     assert exit_text(-200) == "died (killed by signal 200)"
     own = cpu_seconds(os.getpid())
     assert own is not None and own > 0
+
+
+class _Recording(_Sleepers):
+    """Records, at each wait for the group to settle, which workers still run."""
+
+    waits: list[tuple[list[int], list[bool]]]
+
+    def _wait_settled(self, indexes: list[int], timeout: float = 60.0) -> None:
+        self.waits.append((indexes, [p.poll() is None for p in self.procs]))
+
+
+def test_workers_stop_one_at_a_time_the_rest_settled_in_between(tmp_path: Path) -> None:
+    pool = _Recording(Settings(data_dir=tmp_path / "data"), 2, 3, 0)
+    pool.waits = []
+    pool.start()
+    pool.stop()
+    # before each next stop, the ones stopped so far are gone and the rest still run
+    assert pool.waits == [([1, 2], [False, True, True]), ([2], [False, False, True])]
+    assert all(p.poll() is not None for p in pool.procs)
