@@ -104,3 +104,12 @@ def test_external_building_workers_build_the_generation(broker: EmbeddedBroker,
         assert _strip(obj) == _strip(full.employee(emp, period)), (emp, period)
     logs = "".join(w.log_path.read_text() for w in builders if w.log_path)
     assert "generation 2 is active: this building worker stops" in logs
+
+    # a building worker started again (a restarted container, a retried job) refuses
+    again = subprocess.run([sys.executable, "-m", "streams.cli", "worker",
+                            "--build-generation", "2"], env=builders[0].env(),
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode == 1, again.stderr
+    errors = [ln for ln in again.stderr.splitlines() if ln.startswith("kpi: error:")]
+    assert errors == ["kpi: error: generation 2 is active: there is nothing to build "
+                      "(serving workers follow the registry's active generation)"], again.stderr
