@@ -166,23 +166,7 @@ def worker(ctx: click.Context, web_port: int | None, web_host: str | None,
     except BrokerUnavailable as exc:
         click.echo(f"kpi worker: {exc}; starting anyway, will retry", err=True)
     _check_local_state(s, reset_local_state)
-    if build_generation:
-        _check_building(s, build_generation)
     run_worker(s)
-
-
-def _check_building(s: Settings, number: int) -> None:
-    """Refuse, in one line, to build a generation whose replay is over (a restarted
-    container or a retried job would otherwise join its serving group)."""
-    from streams.worker.generations import read_registry
-
-    try:
-        g = read_registry(s).generations.get(number)
-    except Exception:  # the broker may be away: the worker waits for the registry itself
-        return
-    if g is not None and g.state != "building":
-        _fail(f"generation {number} is {g.state}: there is nothing to build (serving "
-              "workers follow the registry's active generation)")
 
 
 def _check_local_state(s: Settings, reset: bool) -> None:
@@ -209,12 +193,12 @@ def run_worker(s: Settings) -> None:
     import faust
 
     from streams.worker.app import KpiWorker
-    from streams.worker.generations import UnknownGeneration, serving_settings
+    from streams.worker.generations import NothingToBuild, UnknownGeneration, serving_settings
 
     try:
         # The generation, and the order cutoff it was built with, from the registry.
         s = serving_settings(s, lambda line: click.echo(line, err=True))
-    except UnknownGeneration as exc:
+    except (UnknownGeneration, NothingToBuild) as exc:
         _fail(str(exc))
     from streams.worker.memory import allocator_in_use, limit_arenas, tune_gc
 

@@ -142,6 +142,10 @@ class UnknownGeneration(RuntimeError):
     """A worker was asked for a generation the registry has never recorded."""
 
 
+class NothingToBuild(RuntimeError):
+    """A building worker was asked for a generation whose replay is over."""
+
+
 def cutoff_of(reg: Registry, number: int) -> datetime | None:
     """The order cutoff a generation was built with; None: live semantics (generation 1)."""
     g = reg.generations.get(number)
@@ -153,11 +157,18 @@ def resolve(reg: Registry, settings: Settings) -> Settings:
 
     Following the registry: the active generation; otherwise (a replay worker) the one it
     was started for. A generation above 1 must be recorded: its cutoff cannot be guessed.
+    A building worker of another machine (`stop_when_built`) only builds a generation
+    that is still building.
     """
     number = reg.active_generation if settings.follow_active else settings.generation
     if number > 1 and number not in reg.generations:
         raise UnknownGeneration(f"generation {number} is not in the registry "
                                 f"{registry_topic(settings)!r}")
+    g = reg.generations.get(number)
+    if settings.stop_when_built and g is not None and g.state != "building":
+        # A restarted container or a retried job would otherwise join its serving group.
+        raise NothingToBuild(f"generation {number} is {g.state}: there is nothing to build "
+                             "(serving workers follow the registry's active generation)")
     return settings.model_copy(update={"generation": number,
                                        "orders_cutoff": cutoff_of(reg, number)})
 

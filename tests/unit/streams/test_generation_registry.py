@@ -11,6 +11,7 @@ from streams.ops.replay import ProgressLines, progress_line
 from streams.settings import Settings
 from streams.worker.generations import (
     Generation,
+    NothingToBuild,
     Registry,
     UnknownGeneration,
     resolve,
@@ -48,6 +49,14 @@ def test_generation_one_is_live() -> None:
 def test_an_unrecorded_generation_is_refused() -> None:
     with pytest.raises(UnknownGeneration, match="generation 7 is not in the registry"):
         resolve(_registry(2), Settings(generation=7, follow_active=False))
+
+
+def test_a_building_worker_refuses_a_generation_no_longer_building() -> None:
+    s = Settings(generation=2, follow_active=False, stop_when_built=True)
+    with pytest.raises(NothingToBuild, match="generation 2 is active: there is nothing to build"):
+        resolve(_registry(2), s)
+    built = resolve(_registry(2), s.model_copy(update={"generation": 3}))
+    assert built.generation == 3  # still building: it builds
 
 
 def test_a_later_generation_waits_for_the_registry() -> None:
