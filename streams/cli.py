@@ -17,7 +17,10 @@ import click
 from streams.settings import Settings
 
 if TYPE_CHECKING:  # imported where used: the worker's start does not load the dev tools
+    import faust
+
     from streams.devtools.broker import EmbeddedBroker
+    from streams.worker.app import KpiWorker
 
 
 class CliError(click.ClickException):
@@ -217,7 +220,7 @@ def run_worker(s: Settings) -> None:
     _run_marked(s, w, kw)
 
 
-def _run_marked(s: Settings, w: Any, kw: Any) -> None:
+def _run_marked(s: Settings, w: faust.Worker, kw: KpiWorker) -> None:
     """Run the Faust worker with its state marked in use until it stops cleanly."""
     from streams.worker import localstate
 
