@@ -134,6 +134,10 @@ class WorkerTables:
         return all(t.settled() for t in self.direct) and self.sender.settled()
 
     async def publish(self) -> None:
-        """Changelog records of the batch's table writes, sent before it is acknowledged."""
+        """Changelog records of the batch's table writes, sent before it is acknowledged.
+        Every table's writes reach RocksDB first, before any send can yield to another
+        task (a rebalance may close a partition's database while a send waits)."""
+        for table in self.direct:
+            table.write()
         for table in self.direct:
             await table.publish()
