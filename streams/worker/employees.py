@@ -17,11 +17,12 @@ from projections.employees import EmployeeProjector
 from projections.store import BatchKV
 from projections.tickets import read_facts
 from streams.worker.edge import observe
+from streams.worker.facts import FactBundles
 from streams.worker.globalstate import GlobalState
 from streams.worker.metrics import BatchObservations
 from streams.worker.outputs import Gauges, Snapshots
 from streams.worker.runtime import Runtime
-from streams.worker.tables import TableKV, partition_of
+from streams.worker.tables import TableKV
 
 
 class EmployeeSide:
@@ -116,10 +117,16 @@ class EmployeeSide:
             days.setdefault(emp, set()).add(day)
         for emp in registered:
             days.setdefault(emp, set()).update(self.proj.days_of(emp))
-        partitions = self.settings.partitions
+        bundles = FactBundles(self.settings.partitions)
         for emp in sorted(days):
             # A registration has no id to know it again by: all its days are said again.
             sends = self.proj.summaries(emp, sorted(days[emp]), again=emp in registered)
             for department, summary in sends:
-                await self.sender.send(self.days_name, department.encode(), summary,
-                                       partition_of(department, partitions))
+                full = bundles.add(department, summary)
+                if full is not None:
+                    await self.send_summaries(full)
+        await self.send_summaries(bundles.drain())
+
+    async def send_summaries(self, bundles: list[tuple[int, bytes]]) -> None:
+        for partition, value in bundles:
+            await self.sender.send(self.days_name, None, value, partition)

@@ -1,15 +1,33 @@
-"""Replacement facts on their way to the employee side: bundled per facts partition."""
+"""Records between agents, bundled per partition of their key: replacement facts on their
+way to the employee side, contact records to the customers agent, day summaries to the
+departments agent."""
 
 from __future__ import annotations
+
+from typing import Any
+
+import orjson
 
 from projections.tickets import fact_bundle
 from streams.worker.tables import partition_of
 
 
-class FactBundles:
-    """One batch's employee facts, grouped by the facts partition of their employee.
+def keyed_items(key: bytes | None, value: bytes) -> list[tuple[str, Any]]:
+    """The (key, value) pairs one record of an internal topic carries: a bundle
+    (`[[key, value], ...]`, no record key) or a single value under its record key (as
+    every such record was before bundles)."""
+    if key is None:
+        return [(item[0], item[1]) for item in orjson.loads(value)]
+    return [(key.decode(), value)]
 
-    Each bundle becomes one record (`projections.tickets.fact_bundle`); a bundle is
+
+class FactBundles:
+    """One batch's records for an internal topic, grouped by the partition of their key
+    (an employee's facts; a customer's contact records, a department's day summaries).
+
+    Each bundle becomes one record (`projections.tickets.fact_bundle`) with no key, sent
+    to that partition: a record costs a trip through the producer and, on the receiving
+    side, through the consumer, and a backlog's batch owes hundreds of them. A bundle is
     handed out for sending as soon as it reaches `limit` bytes (a norm-order reconcile
     may re-publish a whole partition), the rest by `drain()` at the end of the batch.
     """

@@ -8,6 +8,8 @@ keyed by what it needs together, fed through a topic of the generation:
     <gen>-department-days [department_id]  <- employee agent: each employee-day summary
         -> departments agent: every member's day -> cover facts (kind "d")
 
+(each batch bundles its records per partition of their key: `streams.worker.facts`)
+
 Both answer on `<gen>-employee-facts` with versioned replacements, which the employee
 agent applies once per source, day and version, as it does a ticket's contributions.
 Every send happens before the batch returns, so before its offsets are committed.
@@ -23,7 +25,7 @@ from projections.customers import CustomerProjector
 from projections.departments import DepartmentProjector
 from projections.employees import CUSTOMER_ENTRY, DEPARTMENT_ENTRY
 from projections.store import BatchKV
-from streams.worker.facts import FactBundles
+from streams.worker.facts import FactBundles, keyed_items
 from streams.worker.globalstate import GlobalState
 from streams.worker.runtime import Runtime
 from streams.worker.tables import TableKV
@@ -93,8 +95,9 @@ class CustomerSide(_RuleSide):
     async def batch(self, records: list[Any]) -> None:
         facts = self.bundles()
         for msg in records:
-            customer = bytes(msg.key).decode()
-            await self.owe(facts, self.proj.apply_contact(customer, bytes(msg.value)))
+            key = None if msg.key is None else bytes(msg.key)
+            for customer, contact in keyed_items(key, bytes(msg.value)):
+                await self.owe(facts, self.proj.apply_contact(customer, contact))
         await self.finish(facts)
 
 
@@ -131,10 +134,12 @@ class DepartmentSide(_RuleSide):
         if records:
             await self.reconcile(records[0].partition, facts)
         for msg in records:
-            if msg.key is None:
-                continue  # a reconcile notice: its work was done above
-            department = bytes(msg.key).decode()
-            await self.owe(facts, self.proj.apply_summary(department, bytes(msg.value)))
+            key = None if msg.key is None else bytes(msg.key)
+            value = bytes(msg.value)
+            if key is None and not value.startswith(b"["):
+                continue  # a reconcile notice (not a bundle): its work was done above
+            for department, summary in keyed_items(key, value):
+                await self.owe(facts, self.proj.apply_summary(department, summary))
         await self.finish(facts)
 
     async def reconcile(self, partition: int, facts: FactBundles) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any, cast
 
 import faust
@@ -25,13 +26,22 @@ from streams.worker.facts import FactBundles
 from streams.worker.globalstate import GlobalState
 from streams.worker.metrics import BatchObservations
 from streams.worker.runtime import Runtime
-from streams.worker.tables import TableKV, partition_of
+from streams.worker.tables import TableKV
 
 log = logging.getLogger("kpi.worker")
 
 # A key of each tickets store partition: the orders its tickets were reconciled with.
 ORDERS_MARKER = "\x00orders-reconciled"
 RECONCILE_NOTICE = "kpi.reconcile_orders"
+
+
+@dataclass(slots=True)
+class Owed:
+    """What a batch owes other agents, bundled per partition: employee facts and the
+    customers' contact records."""
+
+    facts: FactBundles
+    contacts: FactBundles
 
 
 class ReadProgress:
@@ -100,9 +110,13 @@ class TicketSide:
     async def agent(self, stream: faust.StreamT) -> None:
         await self.edge.run_batches(stream, "tickets", self.loaded, self.batch)
 
+    def owed(self) -> Owed:
+        partitions = self.settings.partitions
+        return Owed(FactBundles(partitions), FactBundles(partitions))
+
     async def batch(self, records: list[Any]) -> None:
         seen = BatchObservations()
-        facts = FactBundles(self.settings.partitions)
+        facts = self.owed()
         frontier = -1
         if records:
             await self.reconcile_orders(records[0].partition, facts)
@@ -125,7 +139,8 @@ class TicketSide:
                     observe(seen, msg, ev, topic)
             await self.emit(out, facts)
         # Sent before the batch returns, so before its offsets can be committed.
-        await self.send_facts(facts.drain())
+        await self.send_facts(facts.facts.drain())
+        await self.send_contacts(facts.contacts.drain())
         self.proj.end_batch()
         self.kv.flush()
         self.timers_kv.flush()
@@ -134,16 +149,17 @@ class TicketSide:
         if records and records[0].topic != self.notices_name:
             self.progress.advance(records[-1], frontier)
 
-    async def emit(self, out: TicketOutput, facts: FactBundles) -> None:
+    async def emit(self, out: TicketOutput, owed: Owed) -> None:
         for emp, fact in out.facts:
-            full = facts.add(emp, fact)
+            full = owed.facts.add(emp, fact)
             if full is not None:
                 await self.send_facts(full)
         for ticket_id, notice in out.notices:
             await self.sender.send(self.notices_name, ticket_id.encode(), notice)
         for customer_id, contact in out.contacts:
-            await self.sender.send(self.contacts_name, customer_id.encode(), contact,
-                                   partition_of(customer_id, self.settings.partitions))
+            full = owed.contacts.add(customer_id, contact)
+            if full is not None:
+                await self.send_contacts(full)
         for priority, outcome, fr_s, res_s in out.outcomes:
             self.metrics.sla_tickets.labels(priority, outcome).inc()
             self.metrics.first_response_seconds.labels(priority).observe(float(fr_s))
@@ -152,6 +168,10 @@ class TicketSide:
     async def send_facts(self, bundles: list[tuple[int, bytes]]) -> None:
         for partition, value in bundles:
             await self.sender.send(self.facts_name, None, value, partition)
+
+    async def send_contacts(self, bundles: list[tuple[int, bytes]]) -> None:
+        for partition, value in bundles:
+            await self.sender.send(self.contacts_name, None, value, partition)
 
     async def request_reconcile(self) -> None:
         """Wake each owned tickets partition whose store may lag the known orders.
@@ -175,7 +195,7 @@ class TicketSide:
                                         value=orjson.dumps({"type": RECONCILE_NOTICE}))
                 self._reconcile_requested[p] = rev
 
-    async def reconcile_orders(self, partition: int, facts: FactBundles) -> None:
+    async def reconcile_orders(self, partition: int, facts: Owed) -> None:
         """Bring one partition's tickets up to the orders known now (see `reconcile`).
 
         Which orders a partition was reconciled with is a key in its own store, written

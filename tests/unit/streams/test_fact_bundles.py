@@ -1,11 +1,13 @@
-"""Employee facts travel in bundles, one record per facts partition per batch."""
+"""Employee facts, contact records and day summaries travel in bundles, one record per
+partition per batch."""
 
 from __future__ import annotations
 
 import orjson
 
-from projections.tickets import _fact, fact_bundle, read_facts
-from streams.worker.facts import FactBundles
+from projections.departments import summary_fact
+from projections.tickets import _fact, contact_fact, fact_bundle, read_facts
+from streams.worker.facts import FactBundles, keyed_items
 from streams.worker.tables import partition_of
 
 
@@ -54,3 +56,21 @@ def test_a_full_bundle_is_handed_out_before_the_end_of_the_batch() -> None:
     assert all(len(v) < 1000 + len(fact) + 20 for _, v in handed)
     emps = [emp for _, v in handed for emp, _, _ in read_facts(v)]
     assert emps == [f"e-{i}" for i in range(100)]  # nothing lost, order kept
+
+
+def test_contacts_and_summaries_read_back_bundled_or_one_per_record() -> None:
+    """A bundle of contact records (or day summaries) reads back as its (key, value) pairs
+    in order; a record with a key, as every one was before bundles, as that one pair."""
+    from decimal import Decimal
+
+    contacts = [("c-1", contact_fact("t-1", 2, None)),
+                ('c|"odd"', contact_fact("t-2", 1, {"at": "2026-11-02T09:00:00+00:00"})),
+                ("c-1", contact_fact("t-3", 5, None))]
+    bundles = FactBundles(partitions=1)
+    for customer, fact in contacts:
+        assert bundles.add(customer, fact) is None
+    [(partition, value)] = bundles.drain()
+    assert partition == 0
+    assert keyed_items(None, value) == [(c, orjson.loads(f)) for c, f in contacts]
+    summary = summary_fact("e-1", "2026-11-02", 7, Decimal("480"), False, True)
+    assert keyed_items(b"d-1", summary) == [("d-1", summary)]
