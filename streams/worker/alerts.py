@@ -12,7 +12,7 @@ from processors.alert_clock import AlertClocks, caught_up
 from processors.calendar import epoch_us, from_epoch_us
 from projections.tickets import alert_sent_notice
 from streams.worker.runtime import Runtime
-from streams.worker.tables import as_bytes, ticket_partition
+from streams.worker.tables import as_bytes, partition_of
 from streams.worker.tickets import TicketSide
 
 
@@ -67,7 +67,7 @@ class Alerts:
                 continue
             at = now
             if clocks.behind:
-                behind = clocks.behind.get(ticket_partition(ticket_id, parts))
+                behind = clocks.behind.get(partition_of(ticket_id, parts))
                 if behind is not None:
                     reached = timer.reached(behind)
                     if not reached:

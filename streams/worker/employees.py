@@ -93,8 +93,9 @@ class EmployeeSide:
             for emp, days in touched:
                 changed.add(emp)
                 for d in days:
-                    dirty.add((emp, d.isoformat()))
-                    dirty.add((emp, d.isoformat()[:7]))
+                    day = d.isoformat()
+                    dirty.add((emp, day))
+                    dirty.add((emp, day[:7]))
         await self.summarise(dirty, registered)
         self.proj.end_batch()
         self.kv.flush()

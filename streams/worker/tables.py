@@ -15,17 +15,13 @@ from streams.settings import Settings
 from streams.worker.changelog import DirectSender, DirectTable
 
 
+@functools.lru_cache(maxsize=65_536)
 def partition_of(key: str, partitions: int) -> int:
     """The partition Kafka's default partitioner gives a key (and so the table partition
-    holding every key written while processing it)."""
+    holding every key written while processing it). Memoised: murmur2 is Python code, and
+    the same tickets, employees, customers and departments are asked for batch after
+    batch (bundles, snapshots, the alert timer's scan of the open tickets)."""
     return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
-
-
-@functools.lru_cache(maxsize=65_536)
-def ticket_partition(ticket_id: str, partitions: int) -> int:
-    """A ticket's partition (its key's), memoised: the alert timer asks every half second
-    for the open tickets of partitions catching up, and murmur2 is Python code."""
-    return partition_of(ticket_id, partitions)
 
 
 def as_bytes(value: Any) -> Any:
