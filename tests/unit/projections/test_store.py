@@ -89,12 +89,18 @@ def test_keys_are_any_text_and_values_any_bytes(kv: Any) -> None:
 
 def test_the_table_adapter_writes_the_events_partition_and_queues_its_changelog(
         table_kv: TableKV) -> None:
+    assert table_kv.direct is not None
+    table_kv.put("gone", b"x")
+    table_kv.direct.write()
     table_kv.put("e-1|2026-11-02", b"v")
     table_kv.delete("gone")
     db = table_kv.table.data._db_for_partition(3)
-    assert bytes(db.get(b"e-1|2026-11-02")) == b"v"
-    assert table_kv.direct is not None
-    assert table_kv.direct._pending == {3: [(b"e-1|2026-11-02", b"v"), (b"gone", None)]}
+    # Gathered in a write batch until the next read or write-out: then all at once.
+    assert db.get(b"e-1|2026-11-02") is None and db.get(b"gone") == b"x"
+    assert table_kv.get("e-1|2026-11-02") == b"v" and table_kv.get("gone") is None
+    assert bytes(db.get(b"e-1|2026-11-02")) == b"v" and db.get(b"gone") is None
+    assert table_kv.direct._pending == {3: [(b"gone", b"x"), (b"e-1|2026-11-02", b"v"),
+                                            (b"gone", None)]}
     # Read outside an agent's event, through the partition reader the API uses.
     reader = PartitionReader(db)
     assert reader.get("e-1|2026-11-02") == b"v" and reader.get("gone") is None
