@@ -20,7 +20,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
-	$(BIN)/mypy schemas processors projections streams
+	$(BIN)/mypy schemas processors projections streams tests
 	$(BIN)/pytest -q -p no:cacheprovider
 
 unit: $(STAMP)
@@ -34,7 +34,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
-	$(BIN)/mypy schemas processors projections streams
+	$(BIN)/mypy schemas processors projections streams tests
 
 bench: $(STAMP)
 	$(BIN)/kpi bench

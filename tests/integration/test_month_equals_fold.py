@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import date
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -136,7 +137,9 @@ def _assert_changelogs_equal_stores(s: Settings, data_dir: Path) -> None:
             path = data_dir / "v1" / "tables" / f"{table}-{partition}.db"
             db = Rdict(str(path), Options(raw_mode=True), access_type=AccessType.read_only())
             try:
-                stored = {bytes(k): bytes(v) for k, v in db.items() if bytes(k) != offset_key}
+                # (raw mode: keys and values are bytes)
+                stored = {cast(bytes, k): cast(bytes, v) for k, v in db.items()
+                          if k != offset_key}
                 persisted = db.get(offset_key)
             finally:
                 db.close()

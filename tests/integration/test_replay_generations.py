@@ -62,6 +62,7 @@ TO_DATE = ("to_date_through", "kpi_minutes_to_date", "plan_minutes_to_date",
 
 def _model(d: dict[str, Any]) -> Event:
     spec = topic_for_type(d["type"])
+    assert spec.key_field is not None
     ev = decode(spec.name, str(d[spec.key_field]).encode(), json.dumps(d).encode())
     assert isinstance(ev, Event), ev
     return ev
@@ -233,6 +234,7 @@ def test_replayed_generation_serves_its_figures_everywhere(broker: EmbeddedBroke
         assert set(report["employees_changed"]) == changed
         for row in report["rows"]:
             new = full.employee(row["employee_id"], row["period"])
+            assert new is not None, row
             assert row["new_kpi_minutes"] == new["kpi_minutes"], row
             assert row["new_attainment_pct"] == new["attainment_pct"], row
             assert row["new_compliance_pct"] == new["sla"]["compliance_pct"], row
@@ -241,7 +243,9 @@ def test_replayed_generation_serves_its_figures_everywhere(broker: EmbeddedBroke
         for row in report["rows"]:
             assert snaps[(row["employee_id"], row["period"])]["generation"] == 2, row
         for (emp, period), snap in snaps.items():
-            expected = {k: v for k, v in full.employee(emp, period).items() if k not in TO_DATE}
+            obj = full.employee(emp, period)
+            assert obj is not None, (emp, period)
+            expected = {k: v for k, v in obj.items() if k not in TO_DATE}
             assert _strip(snap) == _strip(expected), (emp, period)
 
         listing = CliRunner().invoke(cli, ["generations", "list"], env=_cli_env(s))

@@ -71,7 +71,9 @@ def test_external_building_workers_build_the_generation(broker: EmbeddedBroker,
          "--report-dir", str(tmp_path / "reports"), "--timeout", "400"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     said: list[str] = []
-    reader = threading.Thread(target=lambda: said.extend(iter(replay.stderr.readline, "")),
+    assert replay.stdout is not None and replay.stderr is not None
+    stderr = replay.stderr
+    reader = threading.Thread(target=lambda: said.extend(iter(stderr.readline, "")),
                               daemon=True)
     reader.start()
     try:

@@ -8,7 +8,7 @@ import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from rocksdict import Options, Rdict
@@ -45,7 +45,7 @@ def table_kv(tmp_path: Path) -> Iterator[TableKV]:
         yield TableKV(tables.employees, direct=tables.employees_w)
     finally:
         _current_event.reset(token)
-        for db in list(tables.employees.data._dbs.values()):
+        for db in list(cast(Any, tables.employees.data)._dbs.values()):
             db.close()
 
 
