@@ -710,8 +710,13 @@ def _ratio(a: dict[str, Any] | None, b: dict[str, Any] | None) -> float | None:
 
 
 def _ratios(results: dict[str, Any]) -> dict[str, float | None]:
-    o = results["ours"]
+    o, group, fold = results["ours"], results["ours_workers"], results.get("pure_fold")
     return {
+        # The per-event overhead outside our logic: the worker against its own fold, one
+        # process and the group on the same machine.
+        "ours_over_pure_fold": _ratio(o, fold),
+        "ours_workers_over_pure_fold": _ratio(group, fold),
+        "ours_workers_over_pass_through": _ratio(group, results["faust_pass_through"]),
         "ours_over_naive": _ratio(o, results["faust_naive"]),
         "ours_over_quix": _ratio(o, results["quix"]),
         "quix_over_naive": _ratio(results["quix"], results["faust_naive"]),
@@ -824,7 +829,8 @@ def _render_ratios(console: Any, results: dict[str, Any]) -> None:
     def x(v: float | None) -> str:
         return "n/a" if v is None else f"{v:.2f}x"
 
-    console.print(f"ratios: ours/naive {x(ratios['ours_over_naive'])}, ours/pass-through "
+    console.print(f"ratios: ours/pure fold {x(ratios['ours_over_pure_fold'])}, "
+                  f"ours/naive {x(ratios['ours_over_naive'])}, ours/pass-through "
                   f"{x(ratios['ours_over_pass_through'])}, ours/plain-consumer "
                   f"{x(ratios['ours_over_plain_consumer'])}, replay/live "
                   f"{x(ratios['replay_over_live'])}"
@@ -833,7 +839,10 @@ def _render_ratios(console: Any, results: dict[str, Any]) -> None:
                   + (f", replay {results['replay_workers']['workers']} workers / 1 "
                      f"{x(ratios['replay_scaling'])}" if results.get("replay_workers") else "")
                   + (f", ours {results['ours_workers']['workers']} workers / 1 "
-                     f"{x(ratios['ours_scaling'])}" if results.get("ours_workers") else ""))
+                     f"{x(ratios['ours_scaling'])}, / pure fold "
+                     f"{x(ratios['ours_workers_over_pure_fold'])}, / pass-through "
+                     f"{x(ratios['ours_workers_over_pass_through'])}"
+                     if results.get("ours_workers") else ""))
 
 
 def render(results: dict[str, Any]) -> None:
