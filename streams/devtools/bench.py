@@ -401,6 +401,7 @@ def ours(run: _Run) -> dict[str, Any]:
         backlog, text, counted = _backlog(run, base, cpu, alive)
         lag_backlog = histogram(text, LAG_METRIC)
         live = _live(run, base, counted, alive)
+        _drained(run, alive)
         rss = _proc_status(proc.pid, "VmHWM")
         allocator = allocator_in_use(f"/proc/{proc.pid}/maps")
         before = _figures(base, run.samples)
@@ -420,14 +421,11 @@ def _backlog(run: _Run, base: str, cpu: _Cpu,
     agreeing); returns the backlog's figures, the last scrape and the events counted."""
     cfg = run.cfg
     n = cfg.events
-    s = run.settings()
-    group = f"{run.prefix}{APP_ID}"
-    topics = [*run.inputs, *(s.internal_topic(t) for t in INTERNAL)]
     t_start = time.time()
     deadline = time.monotonic() + cfg.timeout
     first: tuple[float, int] | None = None
     t_counted: float | None = None
-    candidate: tuple[float, Offsets] | None = None
+    candidate: tuple[float, Offsets, bool] | None = None
     text = ""
     with Meter("kpi worker (ours)", n, cfg.interactive) as m:
         while True:
@@ -450,16 +448,12 @@ def _backlog(run: _Run, base: str, cpu: _Cpu,
                 time.sleep(0.1 if first is None else 0.25)
                 continue
             t_counted = t_counted or now
-            ends = highwaters(run.bootstrap, topics)
-            if _caught_up(_committed(s, group), ends):
-                if candidate is not None and candidate[1] == ends:
-                    break  # two polls agree: nothing was still in flight
-                candidate = (now, ends)
-            else:
-                candidate = None
+            candidate = _drain_poll(run, candidate, now)
+            if candidate is not None and candidate[2]:
+                break  # two polls agree: nothing was still in flight
             time.sleep(0.25)
     assert candidate is not None and first is not None
-    t_end, ends = candidate
+    t_end, ends, _ = candidate
     backlog = {**_rate(counted, first, t_end, t_start), **cpu.end(),
                "counted_after_s": round(t_counted - first[0], 3) if first else None,
                "accepted": round(metric_sum(text, COUNTERS[0])),
@@ -468,6 +462,37 @@ def _backlog(run: _Run, base: str, cpu: _Cpu,
                "committed": sum(ends.get((t, p), 0) for (t, p) in ends
                                 if t in run.inputs)}
     return backlog, text, counted
+
+
+def _drain_poll(run: _Run, last: tuple[float, Offsets, bool] | None,
+                now: float) -> tuple[float, Offsets, bool] | None:
+    """One poll of whether our worker's group has committed every record of the input and
+    internal topics: None when not, else (when first seen, the ends, whether the previous
+    poll saw the same ends: nothing was still in flight)."""
+    s = run.settings()
+    topics = [*run.inputs, *(s.internal_topic(t) for t in INTERNAL)]
+    ends = highwaters(run.bootstrap, topics)
+    if not _caught_up(_committed(s, f"{run.prefix}{APP_ID}"), ends):
+        return None
+    if last is not None and last[1] == ends:
+        return (last[0], ends, True)
+    return (now, ends, False)
+
+
+def _drained(run: _Run, alive: Callable[[], None]) -> None:
+    """Wait until the worker has processed and committed everything the live feed set off
+    (facts, contacts, summaries and covers on the internal topics): the state it is
+    stopped with, which the warm restart and the replay's change report compare against,
+    is then the whole of its input's."""
+    deadline = time.monotonic() + run.cfg.timeout
+    polled: tuple[float, Offsets, bool] | None = None
+    while polled is None or not polled[2]:
+        alive()
+        if time.monotonic() > deadline:
+            raise BenchError(f"ours: the live feed's work not committed after "
+                             f"{run.cfg.timeout:.0f}s (log: {run.dir / 'worker.log'})")
+        time.sleep(0.25)
+        polled = _drain_poll(run, polled, time.time())
 
 
 def _figures(base: str, employees: list[str]) -> dict[str, Any]:
