@@ -35,11 +35,37 @@ from mode import Service
 log = logging.getLogger(__name__)
 
 
+class Record:
+    """One Kafka record of a batch, as the agents read it: Faust's message per record
+    (about twenty fields, a TP, the consumer generation) cost ~3 % of a backlog's process
+    to build, for six fields that are read. The names and meanings are Faust's
+    (`timestamp` in seconds), so a handler takes either."""
+
+    __slots__ = ("key", "offset", "partition", "timestamp", "topic", "value")
+
+    def __init__(self, topic: str, partition: int, offset: int, timestamp: float | None,
+                 key: bytes | None, value: bytes | None) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.timestamp = timestamp
+        self.key = key
+        self.value = value
+
+
+def records_from(tp: TP, chunk: list[Any]) -> list[Record]:
+    """The agents' records of one fetched chunk (aiokafka ConsumerRecords)."""
+    topic, partition = tp.topic, tp.partition
+    return [Record(topic, partition, r.offset,
+                   None if r.timestamp is None else r.timestamp / 1000.0, r.key, r.value)
+            for r in chunk]
+
+
 @dataclass(slots=True)
 class RecordBatch:
     """Consecutive records of one topic-partition, delivered to an agent as one event."""
 
-    records: list[Any]
+    records: list[Any]  # `Record`s (Faust's messages on its own transport)
     # ReadPositions.fetch_started() when the fetch that returned these records began.
     fetched_at: int = 0
 
@@ -326,9 +352,9 @@ class BatchingConsumer(_aiokafka.Consumer):
                 for r in chunk:
                     yield tp, to_message(tp, r)
                 continue
-            messages = [to_message(tp, r) for r in chunk]
             batch = to_message(tp, chunk[-1])
-            batch.value = RecordBatch(messages, fetched_at)  # type: ignore[assignment]
+            batch.value = RecordBatch(records_from(tp, chunk),  # type: ignore[assignment]
+                                      fetched_at)
             batch.key = None
             yield tp, batch
 
