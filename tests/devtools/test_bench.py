@@ -35,7 +35,8 @@ def test_bench_figures_and_counts(broker: EmbeddedBroker, tmp_path: Path) -> Non
         capture_output=True, text=True, timeout=840)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     for label in ("pure fold", "plain aiokafka consumer", "Faust pass-through agent",
-                  "Faust naive agent", "kpi worker", "kpi replay", "ratios: ours/naive"):
+                  "Faust naive agent", "kpi worker", "kpi replay", "ratios: ours/pure fold",
+                  "ours/naive"):
         assert label in proc.stdout, proc.stdout
     r = json.loads(out.read_text())
 
