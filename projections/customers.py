@@ -82,18 +82,31 @@ class CustomerProjector:
     def apply_contact(self, customer_id: str,
                       raw: bytes | dict[str, Any]) -> list[tuple[str, bytes]]:
         """Apply one contact fact; returns the (employee_id, repeat fact) replacements owed."""
-        fact = orjson.loads(raw) if isinstance(raw, bytes | bytearray | memoryview) else raw
-        ticket_id, version, record = fact["t"], fact["v"], fact["c"]
+        return self.apply_contacts(customer_id, [raw])
+
+    def apply_contacts(self, customer_id: str,
+                       raws: list[bytes | dict[str, Any]]) -> list[tuple[str, bytes]]:
+        """Apply a customer's contact facts in order (a batch's) and run the rule once,
+        after the last: the repeats owed are the same as after applying them one by one
+        (each owed count is a replacement of the last), and a customer with thousands of
+        tickets no longer re-runs the rule over all of them for every one (a backlog of
+        6,000 tickets of one customer took minutes)."""
         st = self._load(customer_id)
-        old = st.contacts.get(ticket_id)
-        if old is not None and old[0] >= version:
-            # Stale or redelivered: what was owed may not have been sent before a crash.
-            return self.republish(customer_id)
-        st.contacts[ticket_id] = [version, record]
-        self._changed.add(customer_id)
-        if old is not None and old[1] == record:
-            return []  # a new version saying the same: no repeat moves
-        return self._publish(customer_id, st)
+        stale = changed = False
+        for raw in raws:
+            fact = orjson.loads(raw) if isinstance(raw, bytes | bytearray | memoryview) else raw
+            ticket_id, version, record = fact["t"], fact["v"], fact["c"]
+            old = st.contacts.get(ticket_id)
+            if old is not None and old[0] >= version:
+                # Stale or redelivered: what was owed may not have been sent before a crash.
+                stale = True
+                continue
+            st.contacts[ticket_id] = [version, record]
+            self._changed.add(customer_id)
+            if old is None or old[1] != record:  # (a new version saying the same moves none)
+                changed = True
+        out = self.republish(customer_id) if stale else []
+        return out + self._publish(customer_id, st) if changed else out
 
     def contacts(self, customer_id: str) -> list[Contact]:
         st = self._load(customer_id)

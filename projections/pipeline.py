@@ -68,6 +68,9 @@ class Pipeline:
             side.versions = counted_version
         # (employee, day) pairs changed in the current batch, summarised at its end
         self._pending: set[tuple[str, date]] = set()
+        # Contact records of the current batch by customer, applied at its end (the
+        # repeat rule runs once per customer and batch, as in the worker)
+        self._contacts: dict[str, list[bytes]] = {}
 
     def load_orders(self, events: Iterable[Event]) -> None:
         """Make orders known before anything else (a worker loads the topic first)."""
@@ -81,8 +84,10 @@ class Pipeline:
         self.end_batch()
 
     def end_batch(self) -> None:
-        """Summarise the batch's changed days for their departments, apply the covers
-        they owe, and write what the batch changed (as a worker does before it commits)."""
+        """Apply the batch's contact records, summarise its changed days for their
+        departments, apply the covers they owe, and write what the batch changed (as a
+        worker does before it commits)."""
+        self._flush_contacts()
         self._flush_summaries()
         self.tickets.end_batch()
         self.employees.end_batch()
@@ -137,10 +142,17 @@ class Pipeline:
             for emp, fact in out.facts:
                 self._summarise(emp, self.employees.apply_fact(emp, fact))
             for customer, contact in out.contacts:
-                for emp, fact in self.customers.apply_contact(customer, contact):
-                    self.employees.apply_fact(emp, fact, CUSTOMER_ENTRY)
+                self._contacts.setdefault(customer, []).append(contact)
             for _, raw in out.notices:
                 queue.append(self.tickets.apply_notice(orjson.loads(raw)))
+
+    def _flush_contacts(self) -> None:
+        """Apply the batch's contact records, each customer's together; the repeats they
+        owe go to employees (a repeat changes no day's kpi_minutes: no summary follows)."""
+        contacts, self._contacts = self._contacts, {}
+        for customer, records in contacts.items():
+            for emp, fact in self.customers.apply_contacts(customer, list(records)):
+                self.employees.apply_fact(emp, fact, CUSTOMER_ENTRY)
 
     def _summarise(self, employee_id: str, days: Iterable[date]) -> None:
         """Note days whose summary may have moved; they are summarised once per batch (a

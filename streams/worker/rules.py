@@ -94,10 +94,15 @@ class CustomerSide(_RuleSide):
 
     async def batch(self, records: list[Any]) -> None:
         facts = self.bundles()
+        # Each customer's contacts of the batch together, in order: the rule runs once per
+        # customer and batch (`CustomerProjector.apply_contacts`).
+        by_customer: dict[str, list[Any]] = {}
         for msg in records:
             key = None if msg.key is None else bytes(msg.key)
             for customer, contact in keyed_items(key, bytes(msg.value)):
-                await self.owe(facts, self.proj.apply_contact(customer, contact))
+                by_customer.setdefault(customer, []).append(contact)
+        for customer, contacts in by_customer.items():
+            await self.owe(facts, self.proj.apply_contacts(customer, contacts))
         await self.finish(facts)
 
 
