@@ -5,10 +5,10 @@ the ticket side sends each ticket's contact record (`projections.tickets.contact
 a versioned replacement) keyed by customer_id. State per customer, one key: each ticket's
 last record and its version (a record of None is kept as a tombstone, so that an older
 replacement arriving late is recognised as stale), the repeat counts last published per
-(employee, day), and a version. After every change the rule is re-run over the customer's
-contacts and each (employee, day) whose count differs is re-published to the employee as
-a replacement carrying the customer's version, which the employee side applies once
-(`EmployeeProjector.apply_fact` with kind `CUSTOMER_ENTRY`).
+(employee, day), and a version. After a batch's changes (`apply_contacts`) the rule is
+re-run over the customer's contacts and each (employee, day) whose count differs is
+re-published to the employee as a replacement carrying the customer's version, which the
+employee side applies once (`EmployeeProjector.apply_fact` with kind `CUSTOMER_ENTRY`).
 """
 
 from __future__ import annotations
