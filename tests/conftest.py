@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,13 @@ from streams.devtools.broker import EmbeddedBroker
 # random in CI. Locally the examples are random and failures are kept in .hypothesis/.
 settings.register_profile("ci", derandomize=True, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+# Tests press Ctrl-C on the processes they start (SIGINT to `kpi dev`, `kpi broker`). A
+# test run started in the background of a non-interactive shell (`make test &`, a job
+# runner) inherits SIGINT ignored, and so would every process it starts, which then never
+# sees the Ctrl-C: this process takes Python's own handler back, which a child re-installs.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
