@@ -128,8 +128,9 @@ def test_bench_figures_and_counts(broker: EmbeddedBroker, tmp_path: Path) -> Non
                 "replay_over_live", "replay_scaling", "ours_scaling", "ours_over_pure_fold",
                 "ours_workers_over_pure_fold", "ours_workers_over_pass_through"):
         _number(ratios, key)
+    # (ratios are rounded to 3 decimals, and a tiny N's can be ~0.02)
     assert ratios["ours_workers_over_pure_fold"] == pytest.approx(
-        group["events_per_s"] / r["pure_fold"]["events_per_s"], rel=1e-2)
+        group["events_per_s"] / r["pure_fold"]["events_per_s"], rel=1e-2, abs=1e-3)
     assert ratios["ours_over_naive"] == pytest.approx(
         ours["events_per_s"] / r["faust_naive"]["events_per_s"], rel=1e-2)
     assert ratios["ours_scaling"] == pytest.approx(
