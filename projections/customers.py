@@ -14,7 +14,7 @@ employee side applies once (`EmployeeProjector.apply_fact` with kind `CUSTOMER_E
 from __future__ import annotations
 
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,7 +85,7 @@ class CustomerProjector:
         return self.apply_contacts(customer_id, [raw])
 
     def apply_contacts(self, customer_id: str,
-                       raws: list[bytes | dict[str, Any]]) -> list[tuple[str, bytes]]:
+                       raws: Sequence[bytes | dict[str, Any]]) -> list[tuple[str, bytes]]:
         """Apply a customer's contact facts in order (a batch's) and run the rule once,
         after the last: the repeats owed are the same as after applying them one by one
         (each owed count is a replacement of the last), and a customer with thousands of

@@ -151,7 +151,7 @@ class Pipeline:
         owe go to employees (a repeat changes no day's kpi_minutes: no summary follows)."""
         contacts, self._contacts = self._contacts, {}
         for customer, records in contacts.items():
-            for emp, fact in self.customers.apply_contacts(customer, list(records)):
+            for emp, fact in self.customers.apply_contacts(customer, records):
                 self.employees.apply_fact(emp, fact, CUSTOMER_ENTRY)
 
     def _summarise(self, employee_id: str, days: Iterable[date]) -> None:

@@ -91,6 +91,11 @@ class DirectSender:
             while len(self._queue) > self.limit // 2 and not self._task.done():
                 await asyncio.sleep(0.001)
 
+    async def send_bundles(self, topic: str, bundles: list[tuple[int, bytes]]) -> None:
+        """Queue keyless records, each to its partition (`streams.worker.facts`)."""
+        for partition, value in bundles:
+            await self.send(topic, None, value, partition)
+
     def settled(self) -> bool:
         """Every record queued so far was handed to aiokafka."""
         return (not self._lost and not self._queue

@@ -125,9 +125,5 @@ class EmployeeSide:
             for department, summary in sends:
                 full = bundles.add(department, summary)
                 if full is not None:
-                    await self.send_summaries(full)
-        await self.send_summaries(bundles.drain())
-
-    async def send_summaries(self, bundles: list[tuple[int, bytes]]) -> None:
-        for partition, value in bundles:
-            await self.sender.send(self.days_name, None, value, partition)
+                    await self.sender.send_bundles(self.days_name, full)
+        await self.sender.send_bundles(self.days_name, bundles.drain())

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
-from projections.tickets import fact_bundle
+from projections.tickets import fact_bundle, read_facts
 from streams.worker.tables import partition_of
 
 
@@ -17,7 +15,7 @@ def keyed_items(key: bytes | None, value: bytes) -> list[tuple[str, Any]]:
     (`[[key, value], ...]`, no record key) or a single value under its record key (as
     every such record was before bundles)."""
     if key is None:
-        return [(item[0], item[1]) for item in orjson.loads(value)]
+        return [(k, v) for k, v, _ in read_facts(value)]
     return [(key.decode(), value)]
 
 

@@ -65,18 +65,14 @@ class _RuleSide:
         for emp, fact in owed:
             full = facts.add(emp, fact)
             if full is not None:
-                await self.send(full)
+                await self.sender.send_bundles(self.facts_name, full)
 
     async def finish(self, facts: FactBundles) -> None:
         """The batch's end: the facts still owed, then the store and its changelog."""
-        await self.send(facts.drain())
+        await self.sender.send_bundles(self.facts_name, facts.drain())
         self.proj.end_batch()
         self.kv.flush()
         await self.tables.publish()
-
-    async def send(self, bundles: list[tuple[int, bytes]]) -> None:
-        for partition, value in bundles:
-            await self.sender.send(self.facts_name, None, value, partition)
 
 
 class CustomerSide(_RuleSide):
@@ -141,8 +137,8 @@ class DepartmentSide(_RuleSide):
         for msg in records:
             key = None if msg.key is None else bytes(msg.key)
             value = bytes(msg.value)
-            if key is None and not value.startswith(b"["):
-                continue  # a reconcile notice (not a bundle): its work was done above
+            if key is None and value == RECONCILE_NOTICE:
+                continue  # its work was done above
             for department, summary in keyed_items(key, value):
                 await self.owe(facts, self.proj.apply_summary(department, summary))
         await self.finish(facts)

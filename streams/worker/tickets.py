@@ -116,10 +116,10 @@ class TicketSide:
 
     async def batch(self, records: list[Any]) -> None:
         seen = BatchObservations()
-        facts = self.owed()
+        owed = self.owed()
         frontier = -1
         if records:
-            await self.reconcile_orders(records[0].partition, facts)
+            await self.reconcile_orders(records[0].partition, owed)
         for msg in records:
             if msg.topic == self.notices_name:
                 notice = orjson.loads(bytes(msg.value))
@@ -137,10 +137,10 @@ class TicketSide:
                     self.metrics.duplicates.labels(topic).inc()
                 else:
                     observe(seen, msg, ev, topic)
-            await self.emit(out, facts)
+            await self.emit(out, owed)
         # Sent before the batch returns, so before its offsets can be committed.
-        await self.send_facts(facts.facts.drain())
-        await self.send_contacts(facts.contacts.drain())
+        await self.sender.send_bundles(self.facts_name, owed.facts.drain())
+        await self.sender.send_bundles(self.contacts_name, owed.contacts.drain())
         self.proj.end_batch()
         self.kv.flush()
         self.timers_kv.flush()
@@ -153,25 +153,17 @@ class TicketSide:
         for emp, fact in out.facts:
             full = owed.facts.add(emp, fact)
             if full is not None:
-                await self.send_facts(full)
+                await self.sender.send_bundles(self.facts_name, full)
         for ticket_id, notice in out.notices:
             await self.sender.send(self.notices_name, ticket_id.encode(), notice)
         for customer_id, contact in out.contacts:
             full = owed.contacts.add(customer_id, contact)
             if full is not None:
-                await self.send_contacts(full)
+                await self.sender.send_bundles(self.contacts_name, full)
         for priority, outcome, fr_s, res_s in out.outcomes:
             self.metrics.sla_tickets.labels(priority, outcome).inc()
             self.metrics.first_response_seconds.labels(priority).observe(float(fr_s))
             self.metrics.resolution_seconds.labels(priority).observe(float(res_s))
-
-    async def send_facts(self, bundles: list[tuple[int, bytes]]) -> None:
-        for partition, value in bundles:
-            await self.sender.send(self.facts_name, None, value, partition)
-
-    async def send_contacts(self, bundles: list[tuple[int, bytes]]) -> None:
-        for partition, value in bundles:
-            await self.sender.send(self.contacts_name, None, value, partition)
 
     async def request_reconcile(self) -> None:
         """Wake each owned tickets partition whose store may lag the known orders.
@@ -195,7 +187,7 @@ class TicketSide:
                                         value=orjson.dumps({"type": RECONCILE_NOTICE}))
                 self._reconcile_requested[p] = rev
 
-    async def reconcile_orders(self, partition: int, facts: Owed) -> None:
+    async def reconcile_orders(self, partition: int, owed: Owed) -> None:
         """Bring one partition's tickets up to the orders known now (see `reconcile`).
 
         Which orders a partition was reconciled with is a key in its own store, written
@@ -218,7 +210,7 @@ class TicketSide:
             moved = 0
             for out in self.proj.reconcile(ids, new):
                 moved += 1
-                await self.emit(out, facts)
+                await self.emit(out, owed)
             if moved:
                 log.info("partition %d: %d tickets re-folded under %d new norm order(s)",
                          partition, moved, len(new))
